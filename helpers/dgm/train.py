@@ -1,0 +1,169 @@
+r"""The one training loop every lab uses.
+
+    history = dgm.train.fit(model, x_train, loss_fn, steps=2000, checkpoint="ae.pt")
+
+* ``loss_fn(model, x) -> loss`` (or ``(loss, {"name": value, ...})``) for the usual
+  zero_grad → backward → step; or ``step_fn(x, step) -> float | dict`` when the lab owns the
+  update (GANs alternate two optimizers).
+* Batches are a deterministic function of ``(seed, step)``, and a checkpoint stores the models,
+  optimizers, history and RNG state: after a Colab disconnect, calling ``fit`` again with the
+  same ``checkpoint=`` path continues exactly where it stopped (and returns at once when done).
+* Mixed precision (float16 autocast + GradScaler) on cuda, full precision elsewhere.
+* A tqdm.auto progress bar with the running loss; it is off while nbgrader executes a notebook.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+__all__ = ["fit"]
+
+
+def _as_images(data) -> torch.Tensor:
+    if isinstance(data, (tuple, list)) and data and isinstance(data[0], torch.Tensor):
+        data = data[0]  # (x, y) → x
+    if not isinstance(data, torch.Tensor):
+        raise TypeError(f"data must be a tensor of training examples (N, ...) or an (x, y) pair, got {type(data).__name__}")
+    if data.dim() == 0 or len(data) == 0:
+        raise ValueError(f"data must hold at least one example along dim 0, got shape {tuple(data.shape)}")
+    return data
+
+
+def _batch_indices(n: int, batch_size: int, seed: int, step: int) -> torch.Tensor:
+    """Indices of the batch for ``step``: a fixed permutation per epoch, so a resumed run sees the same batches."""
+    per_epoch = max(n // batch_size, 1)
+    epoch, i = divmod(step, per_epoch)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+    return perm[i * batch_size:(i + 1) * batch_size]
+
+
+def _save(path: Path, state: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # atomic: an interrupted save never corrupts the previous checkpoint
+
+
+def fit(model, data, loss_fn: Callable | None = None, *, step_fn: Callable | None = None, optimizer=None,
+        steps: int = 1000, batch_size: int = 128, lr: float = 1e-3, device=None, checkpoint=None,
+        resume: bool = True, checkpoint_every: int | None = None, amp: bool | None = None,
+        progress: bool | None = None, seed: int = 0, callback: Callable | None = None,
+        callback_every: int = 100) -> dict:
+    """Train for ``steps`` updates and return the history ``{name: [value per step]}``.
+
+    ``model`` is a module or a dict of modules, ``optimizer`` an optimizer or a dict of them (default:
+    Adam(lr) over ``model``). ``callback(step, history)`` runs every ``callback_every`` steps (snapshots).
+    """
+    from . import device as _device
+
+    if (loss_fn is None) == (step_fn is None):
+        raise ValueError("pass exactly one of loss_fn(model, x) or step_fn(x, step)")
+    if not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be a non-negative int, got {steps!r}")
+    x_all = _as_images(data)
+    dev = torch.device(device) if device is not None else _device()
+    models = dict(model) if isinstance(model, dict) else {"model": model}
+    for m in models.values():
+        m.to(dev)
+    if optimizer is None:
+        if step_fn is not None:
+            raise ValueError("with step_fn, pass the optimizer(s) you step so checkpoints can save them")
+        optimizer = torch.optim.Adam(models["model"].parameters(), lr=lr)
+    optimizers = dict(optimizer) if isinstance(optimizer, dict) else {"opt": optimizer}
+    use_amp = (dev.type == "cuda") if amp is None else bool(amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and dev.type == "cuda")
+    history: dict[str, list[float]] = {}
+    start = 0
+
+    path = Path(checkpoint) if checkpoint is not None else None
+    if path is not None and resume and path.exists():
+        try:
+            state = torch.load(path, map_location=dev, weights_only=False)
+            for k, m in models.items():
+                m.load_state_dict(state["models"][k])
+            for k, o in optimizers.items():
+                o.load_state_dict(state["optimizers"][k])
+        except Exception as err:
+            raise RuntimeError(f"Could not resume from checkpoint {path} ({type(err).__name__}: {err}). "
+                               "Delete the file to start over, or pass resume=False.") from err
+        scaler.load_state_dict(state["scaler"])
+        history, start = state["history"], state["step"]
+        torch.set_rng_state(state["rng"])
+        if state.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        print(f"Resumed from {path} at step {start}/{steps}.")
+    else:
+        torch.manual_seed(seed)
+
+    def save(step: int) -> None:
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _save(path, {
+            "step": step, "history": history, "scaler": scaler.state_dict(),
+            "models": {k: m.state_dict() for k, m in models.items()},
+            "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        })
+
+    every = checkpoint_every or max(steps // 10, 50)
+    show = progress if progress is not None else not os.environ.get("NBGRADER_EXECUTION")
+    from tqdm.auto import tqdm
+
+    bar = tqdm(range(start, steps), initial=start, total=steps, disable=not show, leave=False,
+               dynamic_ncols=True)
+    for m in models.values():
+        m.train()
+    running = None
+    done = start  # completed steps
+    try:
+        for step in bar:
+            idx = _batch_indices(len(x_all), batch_size, seed, step)
+            x = x_all[idx].to(dev, non_blocking=True)  # (B, ...)
+            if step_fn is not None:
+                out = step_fn(x, step)
+                logs = dict(out) if isinstance(out, dict) else {"loss": out}
+            else:
+                opt = optimizers["opt"]
+                opt.zero_grad(set_to_none=True)
+                with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=use_amp):
+                    out = loss_fn(models["model"], x)
+                loss, extras = out if isinstance(out, tuple) else (out, {})
+                if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+                    raise ValueError("loss_fn must return a scalar tensor (or (loss, extras)); got "
+                                     f"{type(loss).__name__} {tuple(getattr(loss, 'shape', ()))}")
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+                logs = {"loss": loss, **extras}
+            for k, v in logs.items():
+                history.setdefault(k, []).append(float(v))
+            done = step + 1
+            main = next(iter(logs))
+            value = history[main][-1]
+            if not math.isfinite(value):
+                save(done)
+                raise FloatingPointError(f"{main} became {value} at step {step}: lower the learning rate "
+                                         "or check the loss for log(0).")
+            running = value if running is None else 0.95 * running + 0.05 * value
+            bar.set_postfix({main: f"{running:.4g}"}, refresh=False)
+            if callback is not None and (step + 1) % callback_every == 0:
+                callback(step + 1, history)
+            if (step + 1) % every == 0:
+                save(step + 1)
+    except KeyboardInterrupt:
+        save(done)
+        print(f"Interrupted after step {done}; saved to {path} — run the cell again to continue." if path else
+              f"Interrupted after step {done}.")
+        return history
+    finally:
+        bar.close()
+        for m in models.values():
+            m.eval()
+    if steps > start:
+        save(steps)
+    return history

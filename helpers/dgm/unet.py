@@ -1,0 +1,87 @@
+r"""A small time-conditioned U-Net ε_θ(x_t, t) for 28×28 images (the DDPM noise predictor).
+
+28×28 → 14×14 → 7×7 and back, with skip connections; every residual block adds a projection of
+the sinusoidal time embedding, so one network denoises at every noise level t.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["sinusoidal_embedding", "UNet"]
+
+
+def sinusoidal_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    r"""Transformer-style embedding of the step t: [sin(t ω_k), cos(t ω_k)], ω_k = 10000^{−k/(dim/2)}.
+
+    t: (B,) integer or float tensor → (B, dim).
+    """
+    if t.dim() != 1:
+        raise ValueError(f"t must be a (B,) tensor, got shape {tuple(t.shape)}")
+    half = dim // 2
+    k = torch.arange(half, device=t.device, dtype=torch.float32)
+    omega = torch.exp(-math.log(10000.0) * k / half)                       # ω_k
+    angle = t.float()[:, None] * omega[None, :]                            # (B, half)
+    return torch.cat([angle.sin(), angle.cos()], dim=1)                   # (B, dim)
+
+
+def _norm(c: int) -> nn.GroupNorm:
+    return nn.GroupNorm(min(8, c), c)
+
+
+class ResBlock(nn.Module):
+    """GroupNorm → SiLU → conv, + time projection, GroupNorm → SiLU → conv, plus a skip."""
+
+    def __init__(self, c_in: int, c_out: int, time_dim: int):
+        super().__init__()
+        self.norm1, self.conv1 = _norm(c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.time = nn.Linear(time_dim, c_out)
+        self.norm2, self.conv2 = _norm(c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))                             # (B, c_out, H, W)
+        h = h + self.time(emb)[:, :, None, None]                          # add the time signal
+        h = self.conv2(F.silu(self.norm2(h)))
+        return h + self.skip(x)
+
+
+class UNet(nn.Module):
+    r"""ε_θ(x_t, t): (B, C, 28, 28) and (B,) steps → predicted noise (B, C, 28, 28).
+
+    ``channels`` sets the width (C at 28×28, 2C below); ~0.3 M parameters at the default 32.
+    """
+
+    def __init__(self, in_channels: int = 1, channels: int = 32, time_dim: int = 64):
+        super().__init__()
+        c, self.time_dim = channels, time_dim
+        self.embed = nn.Sequential(nn.Linear(time_dim, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
+        self.inp = nn.Conv2d(in_channels, c, 3, padding=1)
+        self.down1 = ResBlock(c, c, time_dim)                              # 28×28
+        self.pool1 = nn.Conv2d(c, c, 3, stride=2, padding=1)               # → 14×14
+        self.down2 = ResBlock(c, 2 * c, time_dim)
+        self.pool2 = nn.Conv2d(2 * c, 2 * c, 3, stride=2, padding=1)       # → 7×7
+        self.mid = ResBlock(2 * c, 2 * c, time_dim)
+        self.up2 = ResBlock(4 * c, 2 * c, time_dim)                        # 14×14, with skip
+        self.up1 = ResBlock(3 * c, c, time_dim)                            # 28×28, with skip
+        self.out = nn.Sequential(_norm(c), nn.SiLU(), nn.Conv2d(c, in_channels, 3, padding=1))
+        nn.init.zeros_(self.out[-1].weight)                                # start by predicting ε = 0
+        nn.init.zeros_(self.out[-1].bias)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[-1] % 4 or x.shape[-2] % 4:
+            raise ValueError(f"UNet expects x of shape (B, C, H, W) with H, W divisible by 4, got {tuple(x.shape)}")
+        if not isinstance(t, torch.Tensor) or t.shape != (x.shape[0],):
+            raise ValueError(f"UNet expects t as a (B,) = ({x.shape[0]},) tensor of time steps")
+        emb = self.embed(sinusoidal_embedding(t, self.time_dim).to(x.dtype))  # (B, time_dim)
+        h1 = self.down1(self.inp(x), emb)                                 # (B, C, 28, 28)
+        h2 = self.down2(self.pool1(h1), emb)                              # (B, 2C, 14, 14)
+        h = self.mid(self.pool2(h2), emb)                                 # (B, 2C, 7, 7)
+        h = F.interpolate(h, size=h2.shape[-2:], mode="nearest")          # (B, 2C, 14, 14)
+        h = self.up2(torch.cat([h, h2], dim=1), emb)                      # (B, 2C, 14, 14)
+        h = F.interpolate(h, size=h1.shape[-2:], mode="nearest")          # (B, 2C, 28, 28)
+        h = self.up1(torch.cat([h, h1], dim=1), emb)                      # (B, C, 28, 28)
+        return self.out(h)                                                # (B, C, 28, 28)

@@ -1,0 +1,139 @@
+"""Drive the real nbgrader pipeline in a scratch course, for the labs' pipeline tests.
+
+    course = make_course(tmp_path, "01_autoencoder")          # generate_assignment → gradebook
+    submit(course, "01_autoencoder", "alice", source_notebook("01_autoencoder"))
+    nbgrader(course, "autograde", "01_autoencoder", "--force")
+    scores(course, "01_autoencoder")["alice"]                  # {grade_id: score} via the Gradebook API
+
+Submissions are built from the source notebook with :func:`with_cell` (swap one cell's code).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+COURSE = ROOT / "course"
+VENV_BIN = Path(sys.executable).parent
+
+
+def env(**extra) -> dict:
+    """The environment nbgrader needs: the venv's bin/ first on PATH (it shells out to alembic)."""
+    e = dict(os.environ)
+    e["PATH"] = f"{VENV_BIN}{os.pathsep}{e.get('PATH', '')}"
+    e.setdefault("DGM_FAST", "1")
+    e.update(extra)
+    return e
+
+
+def nbgrader(course: Path, *args: str, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env(),
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"nbgrader {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n"
+                             f"{proc.stderr[-3000:]}")
+    return proc
+
+
+def make_course(tmp_path: Path, *labs: str) -> Path:
+    """A scratch nbgrader course with ``labs`` generated (so the gradebook knows their test cells)."""
+    course = tmp_path / "course"
+    (course / "source").mkdir(parents=True)
+    shutil.copy(COURSE / "nbgrader_config.py", course)
+    for lab in labs:
+        shutil.copytree(COURSE / "source" / lab, course / "source" / lab,
+                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "checkpoints", "__pycache__"))
+        nbgrader(course, "generate_assignment", lab, "--force")
+    return course
+
+
+def source_notebook(lab: str):
+    return nbformat.read(COURSE / "source" / lab / f"{lab}.ipynb", as_version=4)
+
+
+def release_notebook(course: Path, lab: str):
+    return nbformat.read(course / "release" / lab / f"{lab}.ipynb", as_version=4)
+
+
+def with_cell(nb, grade_id: str, source: str):
+    """A copy of ``nb`` whose cell ``grade_id`` holds ``source`` (a student's version of that TODO)."""
+    nb = nbformat.from_dict(nb)
+    cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id]
+    assert cells, f"no cell with grade_id {grade_id!r}"
+    cells[0].source = source
+    return nb
+
+
+def submit(course: Path, lab: str, student: str, nb) -> Path:
+    dest = course / "submitted" / student / lab
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / f"{lab}.ipynb"
+    if isinstance(nb, (str, bytes)):
+        path.write_text(nb) if isinstance(nb, str) else path.write_bytes(nb)
+    else:
+        nbformat.write(nb, path)
+    return path
+
+
+def scores(course: Path, lab: str) -> dict:
+    """{student: {grade_id: score}} for every autograded submission, read through nbgrader's Gradebook."""
+    from nbgrader.api import Gradebook
+
+    out = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for sub in gb.assignment_submissions(lab):
+            out[sub.student_id] = {g.name: g.score for nb in sub.notebooks for g in nb.grades}
+    return out
+
+
+def max_scores(course: Path, lab: str) -> dict:
+    """{grade_id: max points} of the autograded test cells."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        assignment = gb.find_assignment(lab)
+        return {c.name: c.max_score for nb in assignment.notebooks for c in nb.grade_cells
+                if c.cell_type == "code"}
+
+
+def graded_notebook(course: Path, lab: str, student: str):
+    return nbformat.read(course / "autograded" / student / lab / f"{lab}.ipynb", as_version=4)
+
+
+def cell_output(nb, grade_id: str) -> str:
+    """All text a cell printed or raised (stdout, stderr, error name/value and traceback)."""
+    for c in nb.cells:
+        if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
+            parts = []
+            for o in c.get("outputs", []):
+                if o.output_type == "stream":
+                    parts.append(o.text)
+                elif o.output_type == "error":
+                    parts.append(f"{o.ename}: {o.evalue}")
+            return "\n".join(parts)
+    raise KeyError(grade_id)
+
+
+def run_notebook(path: Path, cwd: Path, timeout: int = 600):
+    """Execute a notebook top to bottom with nbclient in fast mode, in folder ``cwd``; return it with outputs."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    os.environ.setdefault("DGM_FAST", "1")
+    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                   resources={"metadata": {"path": str(cwd)}}).execute()
+    return nb
+
+
+def errors_and_stderr(nb) -> list[str]:
+    out = []
+    for c in nb.cells:
+        for o in c.get("outputs", []):
+            if o.output_type == "error":
+                out.append(f"{o.ename}: {o.evalue} in cell:\n{c.source[:200]}")
+    return out
