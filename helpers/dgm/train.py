@@ -141,7 +141,7 @@ def fit(model, data, loss_fn: Callable | None = None, *, step_fn: Callable | Non
                 scaler.update()
                 logs = {"loss": loss, **extras}
             for k, v in logs.items():
-                history.setdefault(k, []).append(float(v))
+                history.setdefault(k, []).append(float(v.detach()) if isinstance(v, torch.Tensor) else float(v))
             done = step + 1
             main = next(iter(logs))
             value = history[main][-1]

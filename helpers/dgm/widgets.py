@@ -227,3 +227,78 @@ def interpolation_widget(model, x_a, x_b, scale: int = 6, steps: int = 50):
 
 
 __all__ += ["latent_explorer", "interpolation_widget"]
+
+
+# ----------------------------------------------------------------------------- lab 3 (GAN)
+def slerp(z_a: torch.Tensor, z_b: torch.Tensor, t: float) -> torch.Tensor:
+    r"""z(t) = sin((1 − t)Ω)/sin Ω · z_a + sin(tΩ)/sin Ω · z_b, cos Ω = ⟨z_a, z_b⟩/(‖z_a‖‖z_b‖), row-wise.
+
+    Stays near the shell ‖z‖ ≈ √k where N(0, I) noise lives (the straight line cuts inside it).
+    """
+    cos = (z_a * z_b).sum(-1, keepdim=True) / (z_a.norm(dim=-1, keepdim=True) * z_b.norm(dim=-1, keepdim=True))
+    omega = torch.arccos(cos.clamp(-1 + 1e-7, 1 - 1e-7))  # (B, 1) angle between the endpoints
+    s = torch.sin(omega)
+    return (torch.sin((1 - t) * omega) / s) * z_a + (torch.sin(t * omega) / s) * z_b
+
+
+def latent_walk(G, z_a: torch.Tensor | None = None, z_b: torch.Tensor | None = None, n: int = 8,
+                path: str = "slerp", scale: int = 3, steps: int = 50, seed: int = 0):
+    r"""Lab 3: walk from noise z_a to z_b with a slider t ∈ [0, 1]; the images G(z(t)) update live.
+
+    ``G`` maps noise (B, k) to images (B, C, H, W) in [0, 1] and has ``z_dim``. ``z_a``/``z_b`` are
+    (B, k) or (k,); by default ``n`` pairs are drawn from N(0, I). ``path`` is "slerp" (great circle)
+    or "lerp" (z(t) = (1 − t)·z_a + t·z_b). The "new endpoints" button draws fresh pairs.
+    ``box.slider``, ``box.image``, ``box.z()`` (current (B, k) noise), ``box.new_button`` and
+    ``box.last_update_ms`` serve headless tests.
+    """
+    import ipywidgets as W
+
+    if path not in ("slerp", "lerp"):
+        raise ValueError(f"path must be 'slerp' or 'lerp', got {path!r}")
+    if not hasattr(G, "z_dim"):
+        raise TypeError(f"G needs a z_dim attribute (the noise size); {type(G).__name__} has none")
+    p = next(G.parameters(), None)
+    device, dtype = (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.float32)
+    k = int(G.z_dim)
+    gen = torch.Generator().manual_seed(seed)
+
+    def draw(z):
+        z = torch.randn(n, k, generator=gen) if z is None else torch.as_tensor(z)
+        z = z[None] if z.dim() == 1 else z  # (B, k)
+        if z.dim() != 2 or z.shape[1] != k:
+            raise ValueError(f"noise must have shape (B, {k}) or ({k},), got {tuple(z.shape)}")
+        return z.to(device=device, dtype=dtype)
+
+    ends = {"a": draw(z_a), "b": draw(z_b)}
+    if ends["a"].shape != ends["b"].shape:
+        raise ValueError(f"z_a and z_b must have the same shape, got {tuple(ends['a'].shape)} and {tuple(ends['b'].shape)}")
+    G.eval()
+    slider = W.FloatSlider(value=0.0, min=0.0, max=1.0, step=1.0 / steps, description="t",
+                           continuous_update=True, readout_format=".2f")
+    image = W.Image(format="png")
+    new = W.Button(description="new endpoints", icon="random")
+
+    def current() -> torch.Tensor:
+        t, a, b = slider.value, ends["a"], ends["b"]
+        return slerp(a, b, t) if path == "slerp" else (1 - t) * a + t * b  # (B, k)
+
+    def update(change=None):
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            image.value = tensor_to_png(G(current()).clamp(0, 1), scale=scale, nrow=len(ends["a"]))
+        box.last_update_ms = 1000 * (time.perf_counter() - t0)
+
+    def on_new(_=None):
+        ends["a"] = draw(torch.randn(len(ends["a"]), k, generator=gen))
+        ends["b"] = draw(torch.randn(len(ends["a"]), k, generator=gen))
+        update()
+
+    slider.observe(update, names="value")
+    new.on_click(on_new)
+    box = W.VBox([W.HBox([slider, new, W.Label(f"{path} from z_a (t = 0) to z_b (t = 1)")]), image])
+    box.slider, box.image, box.z, box.update, box.new_button = slider, image, current, update, new
+    update()
+    return box
+
+
+__all__ += ["slerp", "latent_walk"]
