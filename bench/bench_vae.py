@@ -45,20 +45,35 @@ class ExamplesVAE(nn.Module):
         return self.fc4(F.relu(self.fc3(z))).reshape(x.shape), mu, logvar
 
 
-def train_for(model: nn.Module, x: torch.Tensor, seconds: float, lr: float, batch_size: int, seed: int = 0):
-    """Adam on −ELBO for ``seconds`` of wall-clock time; returns the number of steps done."""
+def race(models: dict, x: torch.Tensor, seconds: float, slice_s: float = 0.5, seed: int = 0) -> dict:
+    """Train every model for ``seconds`` of wall-clock time, in alternating slices of ``slice_s``.
+
+    Interleaving gives both models the same share of a busy machine (other jobs' load changes
+    over time). ``models`` maps name → (model, lr, batch_size); returns name → steps done.
+    """
     torch.manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    steps, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        for idx in torch.randperm(len(x)).split(batch_size):
-            V.train_step(model, opt, x[idx])
-            steps += 1
-            if time.perf_counter() - start >= seconds:
-                break
-    model.eval()
-    return steps
+    state = {}
+    for name, (model, lr, bs) in models.items():
+        model.train()
+        state[name] = {"model": model, "opt": torch.optim.Adam(model.parameters(), lr=lr), "bs": bs,
+                       "used": 0.0, "steps": 0, "batches": iter(())}
+    while any(s["used"] < seconds for s in state.values()):
+        for s in state.values():
+            budget = min(slice_s, seconds - s["used"])
+            if budget <= 0:
+                continue
+            start = time.perf_counter()
+            while time.perf_counter() - start < budget:
+                idx = next(s["batches"], None)
+                if idx is None:  # new epoch
+                    s["batches"] = iter(torch.randperm(len(x)).split(s["bs"]))
+                    continue
+                V.train_step(s["model"], s["opt"], x[idx])
+                s["steps"] += 1
+            s["used"] += time.perf_counter() - start
+    for s in state.values():
+        s["model"].eval()
+    return {name: s["steps"] for name, s in state.items()}
 
 
 def main(argv=None):
@@ -67,6 +82,8 @@ def main(argv=None):
     p.add_argument("--seconds", type=float, default=60.0, help="training time per model")
     p.add_argument("--samples", type=int, default=10, help="ε draws per test image for the −ELBO")
     p.add_argument("--latent-dim", type=int, default=20, help="latent size of both models")
+    p.add_argument("--channels", type=int, default=None, help="override VAEConfig.channels of ours")
+    p.add_argument("--hidden", type=int, default=None, help="override VAEConfig.hidden of ours")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = p.parse_args(argv)
     if args.threads:
@@ -77,19 +94,23 @@ def main(argv=None):
     x, x_test = x.to(dev), x_test.to(dev)
     print(f"data={args.data} train={len(x)} test={len(x_test)} device={dev} budget={args.seconds:g}s/model")
 
-    results = {}
     cfg = V.VAEConfig(latent_dim=args.latent_dim)
-    for name, model, lr, bs in (("dgm VAE (conv)", V.VAE(cfg), cfg.lr, cfg.batch_size),
-                                ("pytorch/examples MLP VAE 784-400-20", ExamplesVAE(args.latent_dim), 1e-3, 128)):
-        dgm.seed_everything(0)
-        model = model.to(dev)
-        steps = train_for(model, x, args.seconds, lr, bs)
+    cfg.channels = args.channels or cfg.channels
+    cfg.hidden = args.hidden or cfg.hidden
+    dgm.seed_everything(0)
+    ours = V.VAE(cfg).init_output_bias(x.cpu()).to(dev)
+    theirs = ExamplesVAE(args.latent_dim).to(dev)
+    models = {"dgm VAE (conv)": (ours, cfg.lr, cfg.batch_size),
+              "pytorch/examples MLP VAE 784-400-20": (theirs, 1e-3, 128)}
+    steps = race(models, x, args.seconds)
+    results = {}
+    for name, (model, _, _) in models.items():
         torch.manual_seed(123)
         nelbo = V.negative_elbo(model, x_test, samples=args.samples)
         train_nelbo = V.negative_elbo(model, x[: len(x_test)], samples=args.samples)
         n_params = sum(p.numel() for p in model.parameters())
         results[name] = nelbo
-        print(f"{name:38s} params={n_params:>9,d} steps={steps:>6d} "
+        print(f"{name:36s} params={n_params:>9,d} steps={steps[name]:>6d} "
               f"held-out -ELBO={nelbo:8.2f} nats/image (train {train_nelbo:.2f})")
     ours, theirs = results.values()
     print(f"ratio ours/theirs = {ours / theirs:.3f} ({'ours better' if ours < theirs else 'theirs better'})")

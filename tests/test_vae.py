@@ -353,7 +353,8 @@ def test_train_step_mistakes_are_named(case, hidden):
 def test_stubs_say_not_implemented():
     def stub(*args, **kwargs):
         raise NotImplementedError
-    for check in (C.check_reparameterize, C.check_kl_divergence, C.check_elbo_loss, C.check_train_step):
+    for check in (C.check_reparameterize, C.check_kl_divergence, C.check_elbo_loss, C.check_train_step,
+                  C.check_vae_model):
         with pytest.raises(Mistake, match="not implemented yet"):
             check(stub)
 
@@ -395,3 +396,77 @@ def test_checks_are_fast_and_write_nothing_to_stderr(capsys):
     elapsed = time.process_time() - t
     assert elapsed < 4.0, elapsed  # 8 checks, each well under a second of CPU
     assert capsys.readouterr().err == ""
+
+
+# ----------------------------------------------------------------------------- checks: the student's VAE class
+class GoodVAE(torch.nn.Module):
+    """The lab's MLP VAE: shared body → μ head and log σ² head; decoder → logits."""
+
+    def __init__(self, latent_dim, sigmoid=False, same_head=False, logvar_act=None, decode_mu=False, flat=False):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.body = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 64), torch.nn.ReLU())
+        self.mu_head = torch.nn.Linear(64, latent_dim)
+        self.logvar_head = self.mu_head if same_head else torch.nn.Linear(64, latent_dim)
+        self.dec = torch.nn.Sequential(torch.nn.Linear(latent_dim, 64), torch.nn.ReLU(), torch.nn.Linear(64, 784))
+        self.sigmoid, self.logvar_act, self.decode_mu, self.flat = sigmoid, logvar_act, decode_mu, flat
+
+    def encode(self, x):
+        h = self.body(x)
+        logvar = self.logvar_head(h)
+        return self.mu_head(h), (self.logvar_act(logvar) if self.logvar_act else logvar)
+
+    def decode(self, z):
+        out = self.dec(z)
+        out = torch.sigmoid(out) if self.sigmoid else out
+        return out if self.flat else out.view(-1, 1, 28, 28)
+
+    def forward(self, x):
+        mu, logvar = self.encode(x)
+        z = mu if self.decode_mu else rep_ok(mu, logvar)
+        return self.decode(z), mu, logvar
+
+
+@pytest.mark.parametrize("hidden", [False, True])
+def test_vae_model_check_passes_a_correct_model(hidden, capsys):
+    C.check_vae_model(GoodVAE, hidden=hidden)
+    assert capsys.readouterr().err == ""
+
+
+VAE_MODEL_MISTAKES = {
+    "sigmoid_output": (dict(sigmoid=True), "must return logits"),
+    "same_head": (dict(same_head=True), "two separate heads"),
+    "softplus_logvar": (dict(logvar_act=F.softplus), "logvar is never negative"),
+    "exp_logvar": (dict(logvar_act=torch.exp), "logvar is never negative"),
+    "decodes_mu": (dict(decode_mu=True), "decodes μ"),
+    "flat_output": (dict(flat=True), "view(-1, 1, 28, 28)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(VAE_MODEL_MISTAKES))
+def test_vae_model_mistakes_are_named(case):
+    kwargs, message = VAE_MODEL_MISTAKES[case]
+    with pytest.raises(Mistake, match=re.escape(message)):
+        C.check_vae_model(lambda k: GoodVAE(k, **kwargs))
+
+
+def test_vae_model_check_rejects_the_reference_class():
+    with pytest.raises(Mistake, match="reference implementation"):
+        C.check_vae_model(lambda k: V.VAE(latent_dim=k))
+
+    class Wrapper(torch.nn.Module):
+        def __init__(self, k):
+            super().__init__()
+            self.inner = V.VAE(latent_dim=k, channels=4, hidden=8)
+            self.latent_dim = k
+
+        def encode(self, x):
+            return self.inner.encode(x)
+
+        def decode(self, z):
+            return self.inner.decode(z)
+
+        def forward(self, x):
+            return self.inner(x)
+    with pytest.raises(Mistake, match="reference implementation"):
+        C.check_vae_model(Wrapper)

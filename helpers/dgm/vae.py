@@ -29,7 +29,7 @@ class VAEConfig:
     """Sizes of :class:`VAE` and its training defaults (small enough for a CPU)."""
 
     latent_dim: int = 16      # k, the number of latent variables z_j
-    channels: int = 32        # conv channels of the first layer (the second has 2×)
+    channels: int = 16        # conv channels of the first layer (the second has 2×)
     hidden: int = 256         # width of the fully connected layer before the μ / log σ² heads
     image_size: int = 28      # H = W, must be divisible by 4
     in_channels: int = 1
@@ -131,8 +131,10 @@ class VAE(nn.Module):
             nn.Linear(h, 2 * c * s * s), nn.SiLU(),
             nn.Unflatten(1, (2 * c, s, s)),  # (B, 2c, H/4, W/4)
             nn.ConvTranspose2d(2 * c, c, 4, 2, 1), nn.SiLU(),  # (B, c, H/2, W/2)
-            nn.ConvTranspose2d(c, config.in_channels, 4, 2, 1),  # (B, C, H, W) logits
+            nn.ConvTranspose2d(c, config.in_channels, 4, 2, 1),  # (B, C, H, W)
         )
+        size = (config.in_channels, config.image_size, config.image_size)
+        self.logit_bias = nn.Parameter(torch.zeros(size))  # per-pixel offset; see init_output_bias
 
     def _check_x(self, x: torch.Tensor) -> None:
         cfg = self.config
@@ -152,7 +154,16 @@ class VAE(nn.Module):
         if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != self.latent_dim:
             got = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
             raise ValueError(f"expected z of shape (B, {self.latent_dim}), got {got}")
-        return self.decoder(z)
+        return self.decoder(z) + self.logit_bias  # (B, C, H, W) logits
+
+    @torch.no_grad()
+    def init_output_bias(self, x: torch.Tensor) -> "VAE":
+        r"""Data-dependent start: logit_bias = logit(mean image), so at step 0 the decoder already
+        predicts the average digit and training spends its steps on what varies between digits."""
+        self._check_x(x)
+        p = x.mean(dim=0).clamp(1e-3, 1 - 1e-3).to(self.logit_bias)  # (C, H, W) mean pixel value
+        self.logit_bias.copy_(torch.log(p) - torch.log1p(-p))  # logit(p) = log p − log(1 − p)
+        return self
 
     def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None):
         """``x -> (x_logits, mu, logvar)`` with z = μ + σ ⊙ ε sampled once per image."""

@@ -4,6 +4,7 @@ r"""Checks for lab 2 (variational autoencoder).
     checks.check_reparameterize(reparameterize)
     checks.check_kl_divergence(kl_divergence)
     checks.check_elbo_loss(elbo_loss)
+    checks.check_vae_model(VAE)
     checks.check_train_step(train_step)
 
 Deterministic parts use a fixed ε passed as an argument; the random part of ``reparameterize``
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from .. import vae as _ref
 from ._core import Mistake, close, compare, expect_tensor, fixed_normal, fixed_uniform, ok, run_student
 
-__all__ = ["check_reparameterize", "check_kl_divergence", "check_elbo_loss", "check_train_step"]
+__all__ = ["check_reparameterize", "check_kl_divergence", "check_elbo_loss", "check_vae_model", "check_train_step"]
 
 _FORBID_REPARAM = (_ref.reparameterize,)
 _FORBID_KL = (_ref.kl_divergence, _ref.kl_per_dim, _ref.elbo_loss)
@@ -245,6 +246,59 @@ def check_elbo_loss(elbo_loss, hidden: bool = False) -> None:
         if not loss_s.requires_grad:
             raise Mistake(f"`{name}`: the loss is detached (no gradient) — keep it a tensor, no .item().")
     ok("elbo_loss: reconstruction (nats/image, summed over pixels), KL and the β-weighted loss are right.")
+
+
+# ----------------------------------------------------------------------------- the model
+def check_vae_model(VAE, hidden: bool = False) -> None:
+    r"""``VAE(latent_dim)``: encode → (μ, log σ²) from two heads, decode → logits, forward samples z."""
+    from torch import nn
+
+    sizes = (3, 20) if hidden else (2, 16)
+    for k in sizes:
+        model = run_student(VAE, k, name=f"VAE({k})", forbidden=[_ref.VAE])
+        if not isinstance(model, nn.Module):
+            raise Mistake(f"`VAE({k})` should create an nn.Module, got {type(model).__name__}.")
+        if any(isinstance(m, _ref.VAE) for m in model.modules()):
+            raise Mistake("`VAE` uses dgm.vae.VAE — build your own encoder, heads and decoder.")
+        for method in ("encode", "decode"):
+            if not callable(getattr(model, method, None)):
+                raise Mistake(f"`VAE` needs a method `{method}`.")
+        model.eval()
+        x = fixed_uniform(5, 1, 28, 28, seed=50 + k)  # (B, 1, 28, 28)
+        out = run_student(model.encode, x, name="encode", forbidden=[_ref.VAE])
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise Mistake("`encode` should return a pair (mu, logvar) — one tensor from each head.")
+        mu = expect_tensor(out[0], "encode", shape=(5, k), what=" (mu)")
+        logvar = expect_tensor(out[1], "encode", shape=(5, k), what=" (logvar)")
+        if close(mu, logvar, rtol=0, atol=1e-7):
+            raise Mistake("`encode` returns the same tensor as mu and logvar: use two separate heads "
+                          "(two nn.Linear layers on the shared features).")
+        if bool((logvar >= 0).all()) and k >= 16:  # 16 random-init heads are never all ≥ 0 by chance
+            raise Mistake("`encode`: logvar is never negative. log σ² must be free to be any real number "
+                          "(σ < 1 ⇔ log σ² < 0): no ReLU / softplus / exp after the logvar head.")
+        z = fixed_normal(5, k, seed=60 + k) * 3
+        x_logits = expect_tensor(run_student(model.decode, z, name="decode", forbidden=[_ref.VAE]), "decode")
+        if tuple(x_logits.shape) != (5, 1, 28, 28):
+            hint = " Reshape with .view(-1, 1, 28, 28)." if x_logits.numel() == 5 * 784 else ""
+            raise Mistake(f"`decode` returned shape {tuple(x_logits.shape)}, expected (B, 1, 28, 28).{hint}")
+        if bool((x_logits >= 0).all() and (x_logits <= 1).all()):
+            raise Mistake("`decode` seems to end with a sigmoid (all outputs in [0, 1]): it must return "
+                          "logits; elbo_loss applies the sigmoid inside binary_cross_entropy_with_logits.")
+        fwd = run_student(model, x, name="VAE.forward", forbidden=[_ref.VAE])
+        if not isinstance(fwd, (tuple, list)) or len(fwd) != 3:
+            raise Mistake("`forward(x)` should return (x_logits, mu, logvar).")
+        xl, m, lv = (expect_tensor(t, "forward") for t in fwd)
+        if tuple(xl.shape) != (5, 1, 28, 28) or not close(m, mu) or not close(lv, logvar):
+            raise Mistake("`forward(x)` should return (decode(z), mu, logvar) with (mu, logvar) = encode(x).")
+        if close(xl, run_student(model.decode, mu, name="decode")):
+            raise Mistake("`forward` decodes μ: sample z = reparameterize(mu, logvar) and decode z.")
+        model.train()
+        model.zero_grad()
+        run_student(lambda: model(x)[0].sum().backward(), name="backward through your VAE")
+        if not any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters()):
+            raise Mistake("No gradient reaches your parameters: avoid .detach(), .item() or numpy in forward.")
+    ok(f"VAE: encode → (μ, log σ²) of shape (B, k), decode → logits (B, 1, 28, 28), forward samples z "
+       f"for latent sizes {sizes}.")
 
 
 # ----------------------------------------------------------------------------- training step

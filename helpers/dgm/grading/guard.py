@@ -1,0 +1,111 @@
+r"""Runs inside the grading kernel: keeps the checks honest when student code monkeypatches.
+
+The grader calls :func:`install` before the first cell (before any student code), which imports
+the lab's checks and takes a snapshot of the attributes the checks rely on (``torch``,
+``torch.nn.functional``, ``builtins``, ``torch.Tensor``, every loaded ``dgm`` module, ...).
+Before each test cell it calls the returned ``restore`` function (stored under a random name
+in ``builtins``): everything patched since the snapshot is put back, the notebook's ``checks``
+name is rebound to the real checks module, and the list of restored names is returned so the
+grader can report it. It also caps the text one cell may print (a 10 MB print).
+
+This is a speed bump, not a sandbox: see docs/grading.md ("What the autograder isolates").
+"""
+from __future__ import annotations
+
+import builtins
+import importlib
+import sys
+
+_SYS_NAMES = ("setprofile", "getprofile", "settrace", "gettrace")
+
+
+def _capped_write(stream, state: dict, limit: int):
+    write = stream.write
+
+    def capped(text):
+        if not isinstance(text, str):
+            return write(text)
+        left = limit - state["n"]
+        state["n"] += len(text)
+        if left <= 0:
+            if not state["told"]:
+                state["told"] = True
+                write(f"\n... output truncated by the grader after {limit} characters ...\n")
+            return len(text)
+        return write(text[:left]) if len(text) > left else write(text)
+
+    return capped
+
+
+def _public(mod, private: bool = False) -> dict:
+    """The attributes worth guarding: functions, classes and constants (not caches or IPython's extras)."""
+    out = {}
+    for k, v in vars(mod).items():
+        if k.startswith("__") or (k.startswith("_") and not private):
+            continue
+        if mod is builtins and getattr(v, "__module__", None) != "builtins":
+            continue
+        out[k] = v
+    return out
+
+
+def install(key: str, checks: str = "", alias: str = "", output_limit: int = 0) -> None:
+    import torch
+    import torch.nn.functional as F
+
+    import dgm
+    import dgm.checks
+
+    if checks:
+        importlib.import_module(f"dgm.checks.{checks}")
+    modules = {m: sys.modules[m] for m in list(sys.modules)
+               if m == "dgm" or m.startswith("dgm.") and not m.startswith("dgm.grading")}
+    modules.update({"torch": torch, "torch.nn.functional": F, "torch.testing": torch.testing,
+                    "torch.nn": torch.nn, "builtins": builtins})
+    snap = {name: (mod, _public(mod, private=name.startswith("dgm.checks"))) for name, mod in modules.items()}
+    classes = {"torch.Tensor": (torch.Tensor, dict(vars(torch.Tensor))),
+               "torch.nn.Module": (torch.nn.Module, dict(vars(torch.nn.Module)))}
+    sys_funcs = {n: getattr(sys, n) for n in _SYS_NAMES}
+    checks_mod = sys.modules.get(f"dgm.checks.{checks}") if checks else None
+    ip = get_ipython()  # noqa: F821 (IPython kernel)
+    setattr_, getattr_, vars_ = setattr, getattr, vars
+
+    def restore() -> list:
+        fixed = []
+        for name, (mod, saved) in snap.items():
+            if sys.modules.get(name, mod) is not mod:
+                sys.modules[name] = mod
+                fixed.append(f"sys.modules[{name!r}]")
+            now = vars_(mod)
+            for attr, value in saved.items():
+                if attr not in now or now[attr] is not value:
+                    setattr_(mod, attr, value)
+                    fixed.append(f"{name}.{attr}")
+        for name, (cls, saved) in classes.items():
+            now = dict(vars_(cls))
+            for attr in now.keys() - saved.keys():
+                delattr(cls, attr)
+                fixed.append(f"{name}.{attr}")
+            for attr, value in saved.items():
+                if now.get(attr, value) is not value:
+                    setattr_(cls, attr, value)
+                    fixed.append(f"{name}.{attr}")
+        for attr, fn in sys_funcs.items():
+            if getattr_(sys, attr) is not fn:
+                setattr_(sys, attr, fn)
+                fixed.append(f"sys.{attr}")
+        if checks_mod is not None and alias and ip.user_ns.get(alias, checks_mod) is not checks_mod:
+            ip.user_ns[alias] = checks_mod
+            fixed.append(f"the name `{alias}`")
+        return fixed
+
+    setattr(builtins, key, restore)
+    if output_limit > 0:
+        state = {"n": 0, "told": False}
+
+        def reset(*_):
+            state["n"], state["told"] = 0, False
+
+        ip.events.register("pre_execute", reset)
+        for stream in (sys.stdout, sys.stderr):
+            stream.write = _capped_write(stream, state, output_limit)

@@ -1,0 +1,50 @@
+r"""The grading kernel: an IPython kernel started under resource limits.
+
+    python -m dgm.grading.kernel -f {connection_file}
+
+The grader points jupyter's ``python3`` kernelspec at this launcher (a private JUPYTER_PATH), so
+only the student's code — not the grader — runs under the limits, read from the environment:
+
+* ``DGM_GRADE_MEMORY_MB``: RLIMIT_DATA (heap and anonymous mappings). A memory blow-up fails
+  with ``MemoryError`` / "can't allocate memory" inside the cell instead of taking down the machine;
+* ``DGM_GRADE_CPU_S``: RLIMIT_CPU, a backstop against a kernel that ignores interrupts;
+* core dumps are off, and the kernel dies with its grading worker (``PR_SET_PDEATHSIG``).
+"""
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import sys
+
+
+def _limit(which: int, value: int) -> None:
+    soft, hard = resource.getrlimit(which)
+    value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+    resource.setrlimit(which, (value, hard))
+
+
+def apply_limits() -> None:
+    mb = int(os.environ.get("DGM_GRADE_MEMORY_MB", "0") or 0)
+    if mb > 0:
+        _limit(resource.RLIMIT_DATA, mb * 2**20)
+    cpu = int(os.environ.get("DGM_GRADE_CPU_S", "0") or 0)
+    if cpu > 0:
+        _limit(resource.RLIMIT_CPU, cpu)
+    _limit(resource.RLIMIT_CORE, 0)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the worker
+        except (OSError, AttributeError):
+            pass
+
+
+if __name__ == "__main__":
+    apply_limits()
+    if sys.path and (sys.path[0] in ("", os.getcwd())):
+        del sys.path[0]  # like ipykernel_launcher: the notebook's folder is added back by IPython
+    from ipykernel import kernelapp
+
+    kernelapp.launch_new_instance()
