@@ -4,7 +4,7 @@ Both models train on the same images with Adam for the same number of seconds, t
 held-out negative ELBO in nats per image (−ELBO = Σ_pixels BCE + KL, β = 1, averaged over the test
 images and over ``--samples`` draws of ε). Lower is better; the ratio is ours / theirs.
 
-    python bench/bench_vae.py                 # digits (offline), 60 s per model
+    python bench/bench_vae.py                 # digits (offline), 60 s per model (10 s with DGM_FAST=1)
     python bench/bench_vae.py --data mnist --seconds 300
 
 This is a script, not a test: it takes minutes.
@@ -79,13 +79,15 @@ def race(models: dict, x: torch.Tensor, seconds: float, slice_s: float = 0.5, se
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default="digits", choices=["digits", "mnist", "fashion_mnist"])
-    p.add_argument("--seconds", type=float, default=60.0, help="training time per model")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="training time per model (default 60; 10 in fast mode, e.g. `make bench`)")
     p.add_argument("--samples", type=int, default=10, help="ε draws per test image for the −ELBO")
     p.add_argument("--latent-dim", type=int, default=20, help="latent size of both models")
     p.add_argument("--channels", type=int, default=None, help="override VAEConfig.channels of ours")
     p.add_argument("--hidden", type=int, default=None, help="override VAEConfig.hidden of ours")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = p.parse_args(argv)
+    args.seconds = args.seconds if args.seconds is not None else dgm.budget(60.0, 10.0)
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = dgm.device()

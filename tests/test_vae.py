@@ -104,6 +104,17 @@ def test_interpolation_and_sampling():
     torch.testing.assert_close(model.sample(2, z=z), torch.sigmoid(model.decode(z)))
 
 
+def test_perturbation_grid_moves_one_latent_per_row():
+    model = V.VAE(latent_dim=4, channels=4, hidden=16)
+    z0 = torch.tensor([0.5, -1.0, 0.0, 2.0])
+    grid = V.perturbation_grid(model, z0, dims=[1, 3], values=[-2.0, 0.0, 2.0])
+    assert grid.shape == (6, 1, 28, 28)
+    z = torch.tensor([[0.5, v, 0.0, 2.0] for v in (-2.0, 0.0, 2.0)] + [[0.5, -1.0, 0.0, v] for v in (-2.0, 0.0, 2.0)])
+    torch.testing.assert_close(grid, torch.sigmoid(model.decode(z)))
+    with pytest.raises(ValueError, match="dims"):
+        V.perturbation_grid(model, z0, dims=[4], values=[0.0])
+
+
 def test_meta_device_and_float64():
     with torch.device("meta"):
         model = V.VAE(latent_dim=5)
@@ -116,6 +127,7 @@ def test_meta_device_and_float64():
     assert model.interpolate(x[:1], x[1:2], steps=3).shape == (3, 1, 28, 28)
     assert V.reparameterize(mu, logvar).device.type == "meta"
     assert V.kl_per_dim(model, x).shape == (5,)
+    assert V.perturbation_grid(model, mu[0], [0, 2], [-1.0, 1.0]).device.type == "meta"
 
     model64 = V.VAE(latent_dim=4, channels=4, hidden=16).double()
     x64 = torch.rand(2, 1, 28, 28, dtype=torch.float64)

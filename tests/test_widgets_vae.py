@@ -66,6 +66,8 @@ def test_large_latent_dim_shows_the_most_informative_dims_by_kl(model):
     kl = V.kl_per_dim(model, data)
     box = latent_explorer(model, x=data[0], data=data, max_sliders=4)
     assert box.dims == torch.argsort(kl, descending=True)[:4].tolist()
+    assert latent_explorer(model, data=data).dims == torch.argsort(kl, descending=True)[:8].tolist()
+    assert sorted(latent_explorer(model, data=data, max_sliders=12).dims) == list(range(12))
     with torch.no_grad():
         mu = model.encode(data[:1])[0]
     j = box.dims[1]

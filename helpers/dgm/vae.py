@@ -20,7 +20,7 @@ from torch import nn
 
 __all__ = [
     "VAEConfig", "VAE", "reparameterize", "kl_divergence", "elbo_loss", "vae_loss", "train_step",
-    "interpolate_latent", "kl_per_dim", "negative_elbo",
+    "interpolate_latent", "perturbation_grid", "kl_per_dim", "negative_elbo",
 ]
 
 
@@ -208,6 +208,24 @@ def interpolate_latent(z_a: torch.Tensor, z_b: torch.Tensor, steps: int = 8) -> 
         raise ValueError(f"steps must be >= 2, got {steps}")
     t = torch.linspace(0, 1, steps, device=z_a.device, dtype=z_a.dtype)[:, None]  # (steps, 1)
     return (1 - t) * z_a + t * z_b  # (steps, k)
+
+
+@torch.no_grad()
+def perturbation_grid(model: nn.Module, z0: torch.Tensor, dims, values) -> torch.Tensor:
+    r"""Latent perturbation: row i moves only z[dims[i]] through ``values``, all other z_j stay at z0.
+
+    ``z0`` (k,) or (1, k); returns sigmoid(decoder(z)) of shape (len(dims) · len(values), C, H, W),
+    row-major, ready for ``show_images(..., nrow=len(values))``.
+    """
+    z0 = z0.reshape(-1)  # (k,)
+    values = torch.as_tensor(values, dtype=z0.dtype, device=z0.device)  # (V,)
+    dims = list(dims)
+    if any(not 0 <= j < z0.numel() for j in dims):
+        raise ValueError(f"dims must be latent indices in [0, {z0.numel()}), got {dims}")
+    z = z0.repeat(len(dims), len(values), 1)  # (D, V, k): every row starts at z0
+    for row, j in enumerate(dims):
+        z[row, :, j] = values  # z_j ← value, the other coordinates fixed
+    return torch.sigmoid(model.decode(z.reshape(-1, z0.numel())))
 
 
 def vae_loss(model: VAE, x: torch.Tensor, beta: float | None = None):

@@ -124,9 +124,9 @@ def latent_explorer(model, x=None, data=None, max_sliders: int = 8, span: float 
 
     Move one slider and keep the others fixed to see what a single latent variable encodes.
     Sliders start at 0 (the centre of the prior N(0, I)) or, when ``x`` (an image) is given, at
-    μ(x). With more than ``max_sliders`` latent dims, only the most informative ones get a slider:
-    those with the largest average KL(q(z_j|x) ‖ N(0, 1)) over ``data`` (or ``x``); the rest stay
-    at their start value. The image shows sigmoid(decoder(z)).
+    μ(x). Given ``data`` (or ``x``), the sliders are ordered by information, largest average
+    KL(q(z_j|x) ‖ N(0, 1)) first, and with more than ``max_sliders`` latent dims only those get a
+    slider; the rest stay at their start value. The image shows sigmoid(decoder(z)).
 
     Returns the widget box; ``box.sliders``, ``box.dims``, ``box.image``, ``box.reset_button``,
     ``box.z()`` (the current (1, k) latent) and ``box.last_update_ms`` serve headless tests.
@@ -142,14 +142,12 @@ def latent_explorer(model, x=None, data=None, max_sliders: int = 8, span: float 
         x = None if x is None else _as_image_batch(x, device, dtype)[:1]  # (1, C, H, W)
         z0 = model.encode(x)[0][0] if x is not None else torch.zeros(k, device=device, dtype=dtype)  # (k,)
         ref = data if data is not None else x
-        if k <= max_sliders:
-            dims = list(range(k))
-        elif ref is None:
-            dims = list(range(max_sliders))
-        else:
+        if ref is None:
+            dims = list(range(min(k, max_sliders)))
+        else:  # most informative first: largest average KL(q(z_j|x) ‖ N(0, 1))
             mu, logvar = model.encode(_as_image_batch(ref, device, dtype))
             kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).mean(0)  # KL per latent dim, (k,)
-            dims = sorted(torch.topk(kl, max_sliders).indices.tolist(), key=lambda j: -float(kl[j]))
+            dims = torch.argsort(kl, descending=True)[:max_sliders].tolist()
     z0 = z0.detach().clone()
     sliders = []
     for j in dims:
@@ -183,7 +181,7 @@ def latent_explorer(model, x=None, data=None, max_sliders: int = 8, span: float 
     for s in sliders:
         s.observe(update, names="value")
     reset.on_click(on_reset)
-    note = (f"{len(dims)} of {k} latent dims (largest KL first)" if len(dims) < k else f"{k} latent dims")
+    note = f"{len(dims)} of {k} latent dims" + (" (largest KL first)" if ref is not None else "")
     box = W.VBox([W.HBox([W.VBox(sliders), image]), W.HBox([reset, W.Label(note)])])
     box.sliders, box.dims, box.image, box.reset_button, box.z, box.update = sliders, dims, image, reset, current, update
     box.reset = on_reset
@@ -302,3 +300,46 @@ def latent_walk(G, z_a: torch.Tensor | None = None, z_b: torch.Tensor | None = N
 
 
 __all__ += ["slerp", "latent_walk"]
+
+
+def noising_scrubber(x0: torch.Tensor, sched, q_sample=None, eps: torch.Tensor | None = None, scale: int = 3,
+                     t: int = 0):
+    r"""Lab 4: a slider over t = 0..T showing x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε for the images ``x0``.
+
+    ``x0``: (B, C, H, W) in the model range [−1, 1]; ``sched``: a :class:`dgm.ddpm.DiffusionSchedule`;
+    ``q_sample(x0, t, eps, sched)`` defaults to the reference (pass your own to see it). One fixed ε
+    is drawn once, so scrubbing shows the same noise fading in. ``box.slider``, ``box.image`` and
+    ``box.label`` are exposed for headless tests.
+    """
+    import ipywidgets as W
+
+    from . import ddpm
+
+    if not isinstance(x0, torch.Tensor) or x0.dim() != 4:
+        raise ValueError(f"x0 must be a batch of images (B, C, H, W), got {getattr(x0, 'shape', type(x0).__name__)}")
+    q_sample = q_sample or ddpm.q_sample
+    x0 = x0.detach().float().cpu()
+    eps = torch.randn_like(x0) if eps is None else eps.detach().float().cpu()   # one ε for every t
+    if eps.shape != x0.shape:
+        raise ValueError(f"eps must have the shape of x0 {tuple(x0.shape)}, got {tuple(eps.shape)}")
+    sched = sched.to("cpu").float()
+    T = sched.T
+    slider = W.IntSlider(value=int(t), min=0, max=T, step=1, description="t", continuous_update=True)
+    label, image = W.Label(), image_widget(scale=scale)
+
+    def update(change=None):
+        tt = torch.full((x0.shape[0],), slider.value, dtype=torch.long)
+        with torch.no_grad():
+            xt = q_sample(x0, tt, eps, sched)                                 # (B, C, H, W)
+        image.value = tensor_to_png(((xt + 1) / 2).clamp(0, 1), scale=scale)
+        ab = float(sched.alpha_bar[slider.value])
+        label.value = f"t = {slider.value}/{T}:  √ᾱ_t = {ab ** 0.5:.3f} (signal),  √(1 − ᾱ_t) = {(1 - ab) ** 0.5:.3f} (noise)"
+
+    slider.observe(update, names="value")
+    update()
+    box = W.VBox([slider, label, image])
+    box.slider, box.image, box.label = slider, image, label
+    return box
+
+
+__all__ += ["noising_scrubber"]

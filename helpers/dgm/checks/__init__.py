@@ -13,6 +13,33 @@ import importlib as _importlib
 _LABS = ("ae", "vae", "gan", "ddpm")
 
 
+def _short_tracebacks() -> None:
+    """In a notebook, show a failed check as one red line with its message, not 30 lines of dgm internals.
+
+    When the student's own code crashed (the Mistake has a ``__cause__``), the full traceback stays:
+    it points at the line to fix. Either way the cell's output is an error, so nbgrader scores it 0.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    ip = get_ipython()
+    if ip is None or not hasattr(ip, "set_custom_exc"):
+        return
+
+    def handler(shell, etype, value, tb, tb_offset=None):
+        if value.__cause__ is not None:
+            shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+        else:
+            shell._showtraceback(etype, value, [f"\x1b[0;31m{etype.__name__}\x1b[0m: {value}"])
+        return None
+
+    ip.set_custom_exc((Mistake,), handler)
+
+
+_short_tracebacks()
+
+
 def __getattr__(name):  # `dgm.checks.vae` imports lazily
     if name in _LABS:
         return _importlib.import_module(f"{__name__}.{name}")

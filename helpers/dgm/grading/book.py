@@ -65,8 +65,11 @@ def import_result(course: Path, lab: str, res: dict) -> None:
     """Write one student's grades (or zeros when the notebook could not be graded) to the gradebook."""
     from nbgrader.api import Gradebook
 
+    import warnings
+
     student = res["student"]
-    with Gradebook(db_url(course)) as gb:
+    with warnings.catch_warnings(), Gradebook(db_url(course)) as gb:
+        warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy autoflush warnings
         gb.update_or_create_student(student)
         sub = gb.update_or_create_submission(lab, student)
         given = {(g["notebook"], g["name"]): g for g in res["grades"]}

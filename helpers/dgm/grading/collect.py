@@ -103,6 +103,10 @@ def gather(src: Path, scratch: Path, lab: str, regex: str | None = None):
     return subs, unmatched
 
 
+def _unhidden(src: str) -> str:
+    return re.sub(r"[^\n]*BEGIN HIDDEN TESTS.*?END HIDDEN TESTS[^\n]*", "", src, flags=re.S).strip()
+
+
 def validate(sub: Submission, lab: str, lab_cells: dict, other_labs: dict, tests: dict) -> Submission:
     """Load and normalise ``sub.path``; set ``sub.problem`` when it cannot be graded.
 
@@ -153,7 +157,7 @@ def validate(sub: Submission, lab: str, lab_cells: dict, other_labs: dict, tests
         cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == gid]
         if not cells:
             sub.notes.append(f"test cell {gid} was deleted: the grader put it back")
-        elif cells[-1].source.strip() != given.strip():
+        elif _unhidden(cells[-1].source) != _unhidden(given):
             sub.notes.append(f"test cell {gid} was edited: the grader restored it")
     sub.nb = nb
     return sub

@@ -49,6 +49,19 @@ def _public(mod, private: bool = False) -> dict:
     return out
 
 
+def _wraps(new, old) -> bool:
+    """True when ``new`` is torch/dgm's own wrapper around ``old`` (not a student's patch)."""
+    if not str(getattr(new, "__module__", "") or "").startswith(("torch", "dgm")):
+        return False
+    for _ in range(5):
+        new = getattr(new, "__wrapped__", None)
+        if new is None:
+            return False
+        if new is old:
+            return True
+    return False
+
+
 def install(key: str, checks: str = "", alias: str = "", output_limit: int = 0) -> None:
     import torch
     import torch.nn.functional as F
@@ -78,7 +91,9 @@ def install(key: str, checks: str = "", alias: str = "", output_limit: int = 0) 
                 fixed.append(f"sys.modules[{name!r}]")
             now = vars_(mod)
             for attr, value in saved.items():
-                if attr not in now or now[attr] is not value:
+                if attr in now and now[attr] is not value and _wraps(now[attr], value):
+                    saved[attr] = now[attr]  # torch's own wrapping (e.g. dynamo's manual_seed)
+                elif attr not in now or now[attr] is not value:
                     setattr_(mod, attr, value)
                     fixed.append(f"{name}.{attr}")
         for name, (cls, saved) in classes.items():
