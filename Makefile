@@ -25,7 +25,7 @@ $(VENV)/.installed: helpers/pyproject.toml
 venv: $(VENV)/.installed
 
 lab: venv
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)/labs"
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)/labs" $(if $(filter 0,$(shell id -u)),--allow-root)
 
 test: venv
 	DGM_FAST=1 $(PY) -m pytest -n $(WORKERS) --dist loadfile tests
