@@ -82,7 +82,8 @@ def main() -> None:
     ap.add_argument("--image-steps", type=int, default=Gm.IMAGE_FAST_STEPS)
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu")
-    print(f"\n2-D game on the ring: {args.ring_steps} steps, batch {Gm.GANConfig().batch_size}, seeds 0..{args.seeds - 1}")
+    batch = Gm.GANConfig().batch_size
+    print(f"\n2-D game on the ring: {args.ring_steps} steps, batch {batch}, seeds 0..{args.seeds - 1}")
     for kind in Gm.KINDS:
         rows = ring(kind, args.seeds, args.ring_steps)
         walls = [w for w, _ in rows]

@@ -10,6 +10,7 @@ Every discriminator here returns the *logit* ℓ; losses use the stable identiti
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -61,8 +62,9 @@ class DCGANConfig:
 # ----------------------------------------------------------------------------- noise and toy data
 def sample_noise(n: int, dim: int, *, device=None, dtype=None, generator=None) -> torch.Tensor:
     r"""z ~ p_z = N(0, I): ``n`` independent noise vectors, shape (n, dim)."""
-    if not (isinstance(n, int) and isinstance(dim, int)) or n < 1 or dim < 1:
-        raise ValueError(f"sample_noise(n, dim) needs positive ints, got n={n!r}, dim={dim!r}")
+    if not all(isinstance(v, numbers.Integral) and v >= 1 for v in (n, dim)):  # also numpy ints, never floats
+        raise ValueError(f"sample_noise(n, dim) needs positive ints for the shape (n, dim), got n={n!r}, dim={dim!r}")
+    n, dim = int(n), int(dim)
     return torch.randn(n, dim, device=device, dtype=dtype, generator=generator)  # (n, dim)
 
 

@@ -322,7 +322,9 @@ def noising_scrubber(x0: torch.Tensor, sched, q_sample=None, eps: torch.Tensor |
     eps = torch.randn_like(x0) if eps is None else eps.detach().float().cpu()   # one ε for every t
     if eps.shape != x0.shape:
         raise ValueError(f"eps must have the shape of x0 {tuple(x0.shape)}, got {tuple(eps.shape)}")
-    sched = sched.to("cpu").float()
+    import copy
+
+    sched = copy.deepcopy(sched).to("cpu").float()                          # a CPU copy: the caller's stays put
     T = sched.T
     slider = W.IntSlider(value=int(t), min=0, max=T, step=1, description="t", continuous_update=True)
     label, image = W.Label(), image_widget(scale=scale)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,12 +126,13 @@ def validate(sub: Submission, lab: str, lab_cells: dict, other_labs: dict, tests
                        "or renamed; download it again with File → Download .ipynb")
         return sub
     try:
-        nb = nbformat.reads(json.dumps(data), as_version=4)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # nbformat's MissingIDFieldWarning for old (Colab) notebooks
+            nb = nbformat.reads(json.dumps(data), as_version=4)
         if nb.nbformat_minor < 5 or any("id" not in c for c in nb.cells):
             sub.notes.append(f"old notebook format 4.{nb.nbformat_minor} (e.g. saved by Colab): upgraded")
             nb = nbformat.v4.upgrade(nb, from_version=4, from_minor=nb.nbformat_minor)
             nb.nbformat_minor = 5
-        nbformat.validator.normalize(nb)
         nbformat.validate(nb)
     except Exception as err:  # noqa: BLE001 - any parsing/validation failure is the same for the student
         sub.problem = f"the file is JSON but not a Jupyter notebook nbformat 4 can read ({type(err).__name__})"
@@ -153,6 +155,9 @@ def validate(sub: Submission, lab: str, lab_cells: dict, other_labs: dict, tests
         return sub
     for gid in sorted(set(i for i in ids if ids.count(i) > 1)):
         sub.notes.append(f"cell {gid} appears {ids.count(gid)} times: the last copy is graded")
+        copies = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == gid]
+        for c in copies[:-1]:  # like nbgrader's DeduplicateIds, but without leaving an empty dict behind
+            del c.metadata["nbgrader"]
     for gid, given in sorted(tests.items()):
         cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == gid]
         if not cells:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -82,7 +83,8 @@ def grade_one(job: dict, settings: dict) -> dict:
     out = {"student": student, "error": None, "grades": [], "comments": [], "reasons": {}}
     res = api.autograde(lab, student, force=True, create=True)
     if not res["success"]:
-        out["error"] = "nbgrader could not grade this notebook: " + _last_line(res.get("error") or res.get("log"))
+        out["error"] = "nbgrader could not grade this notebook: " + _last_line(
+            f"{res.get('log', '')}\n{res.get('error', '')}")
     else:
         fb = api.generate_feedback(lab, student, force=True)
         if not fb["success"]:
@@ -104,8 +106,11 @@ def grade_one(job: dict, settings: dict) -> dict:
 
 
 def _last_line(text) -> str:
+    """The most telling line of a traceback/log: the last ``SomethingError: ...`` line."""
     lines = [ln.strip() for ln in str(text or "").strip().splitlines() if ln.strip()]
-    return lines[-1][:300] if lines else "unknown error"
+    errors = [ln for ln in lines if re.match(r"^[\w.]*(Error|Exception|Exit)\b", ln)
+              and "Please see the" not in ln]
+    return (errors or lines or ["unknown error"])[-1][:300]
 
 
 def reasons(path: Path) -> dict:
