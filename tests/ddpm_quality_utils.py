@@ -20,7 +20,7 @@ from dgm import ddpm
 
 # The fast-mode budget of the reference DDPM (measured on 2 shared CPU cores; see bench/bench_ddpm.py).
 FAST = dict(T=100, channels=16, patch=1, batch_size=32, steps=600, lr=3e-3, ema=0.99)
-CONFIDENCE = 0.9
+CONFIDENCE = 0.7  # real held-out digits: ~0.95 pass, pure noise: 0
 
 
 def train_fast(seed: int = 0, **overrides):

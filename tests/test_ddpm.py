@@ -26,6 +26,8 @@ def test_linear_and_cosine_schedules():
     ab = torch.cumprod(1 - cos, 0)
     assert torch.allclose(ab[:-1], (f / f[0])[1:-1], rtol=1e-9)        # ᾱ_t = f(t)/f(0) (before the clip)
     assert (cos > 0).all() and (cos <= 0.999).all()
+    assert ddpm.scaled_linear_betas(1000) == pytest.approx((1e-4, 0.02))
+    assert ddpm.scaled_linear_betas(20) == pytest.approx((5e-3, 0.5))        # β_T capped for very short chains
     with pytest.raises(ValueError, match="T must be"):
         ddpm.linear_beta_schedule(0)
     with pytest.raises(ValueError, match="beta_1"):
@@ -282,7 +284,7 @@ def test_checks_are_fast():
     start = time.process_time()
     for check, fn in GOOD:
         check(fn, hidden=True)
-    assert time.process_time() - start < 6  # CPU time, robust to a loaded machine
+    assert time.process_time() - start < 2  # CPU time (robust to a loaded machine); measured ≈ 0.1 s
 
 
 def test_checks_accept_minus_sigma_z_and_float64_code():

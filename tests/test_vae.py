@@ -104,6 +104,16 @@ def test_interpolation_and_sampling():
     torch.testing.assert_close(model.sample(2, z=z), torch.sigmoid(model.decode(z)))
 
 
+def test_init_output_bias_starts_at_the_mean_image():
+    x = torch.rand(16, 1, 28, 28) * torch.linspace(0, 1, 28)  # pixel means vary across columns
+    model = V.VAE(latent_dim=2, channels=4, hidden=8).init_output_bias(x)
+    p = x.mean(0).clamp(1e-3, 1 - 1e-3)
+    torch.testing.assert_close(torch.sigmoid(model.logit_bias), p, atol=1e-5, rtol=1e-4)
+    torch.manual_seed(0)
+    fresh = V.VAE(latent_dim=2, channels=4, hidden=8)
+    assert V.negative_elbo(model, x, samples=4) < V.negative_elbo(fresh, x, samples=4)
+
+
 def test_perturbation_grid_moves_one_latent_per_row():
     model = V.VAE(latent_dim=4, channels=4, hidden=16)
     z0 = torch.tensor([0.5, -1.0, 0.0, 2.0])
@@ -218,6 +228,17 @@ def test_equivalent_formulations_pass():
         kl = kl_ok(mu, logvar).mean()
         return recon + beta * kl, recon, kl
     C.check_elbo_loss(elbo_mean_reduction, hidden=False)
+
+    def elbo_float_logs(x_logits, x, mu, logvar, beta=1.0):  # the two logged terms as Python floats
+        loss, recon, kl = elbo_ok(x_logits, x, mu, logvar, beta)
+        return loss, recon.item(), kl.item()
+    C.check_elbo_loss(elbo_float_logs, hidden=True)
+
+    def old_pytorch_examples_style(mu, logvar, eps=None):  # std.data.new(...).normal_()
+        std = logvar.mul(0.5).exp_()
+        eps = std.data.new(std.size()).normal_() if eps is None else eps
+        return eps.mul(std).add_(mu)
+    C.check_reparameterize(old_pytorch_examples_style, hidden=True)
 
 
 # ----------------------------------------------------------------------------- checks: named mistakes

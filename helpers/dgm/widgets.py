@@ -96,6 +96,7 @@ def reconstruction_slider(reconstructions: dict, originals: torch.Tensor | None 
 # ----------------------------------------------------------------------------- lab 2 (VAE)
 import time  # noqa: E402  (used by the lab-2 widgets to measure update latency)
 
+
 def _latent_model(model):
     """A VAE-like model: ``encode(x) -> (mu, logvar)``, ``decode(z) -> logits``, ``latent_dim``."""
     for attr in ("encode", "decode", "latent_dim"):

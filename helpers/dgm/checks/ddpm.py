@@ -5,24 +5,15 @@ Convention (as in :mod:`dgm.ddpm`): ``sched.alpha_bar[t]`` is ᾱ_t for t = 0..T
 from __future__ import annotations
 
 import torch
-from torch import nn
-
 from .. import ddpm as ref
 from ._core import Mistake, close, compare, expect_tensor, fixed_normal, fixed_uniform, ok, run_student
+from ._ddpm_nets import EpsNet as _EpsNet, Recorder as _Recorder, per_image as _b, small_schedule as _sched
 
 __all__ = ["check_linear_beta_schedule", "check_alpha_bar", "check_q_sample", "check_ddpm_loss",
            "check_p_sample", "check_sample_loop"]
 
 _OFF_BY_ONE = ("off by one in t: it uses ᾱ_{t−1} where ᾱ_t belongs. In this lab the buffers are indexed by "
                "the slide's t, so ᾱ_t is sched.alpha_bar[t] (index 0 holds ᾱ_0 = 1, the clean image).")
-
-
-def _sched(T: int = 10, dtype=torch.float64) -> ref.DiffusionSchedule:
-    return ref.DiffusionSchedule(torch.linspace(0.02, 0.3, T, dtype=torch.float64)).to(dtype)
-
-
-def _b(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    return v.to(x.dtype).reshape(-1, *([1] * (x.dim() - 1)))  # (B,) → (B, 1, 1, 1)
 
 
 # ----------------------------------------------------------------------------- schedule
@@ -117,24 +108,6 @@ def check_q_sample(q_sample, hidden: bool = False) -> None:
 
 
 # ----------------------------------------------------------------------------- ddpm_loss
-class _EpsNet(nn.Module):
-    """A fixed, differentiable stand-in for ε_θ(x_t, t) that depends on both arguments."""
-
-    def __init__(self, dtype=torch.float32, record: bool = False):
-        super().__init__()
-        self.w = nn.Parameter(torch.tensor(0.8, dtype=dtype))
-        self.record, self.calls = record, []
-
-    def forward(self, xt, t):
-        if not isinstance(t, torch.Tensor) or t.dim() != 1 or len(t) != xt.shape[0]:
-            raise Mistake("the network must be called as model(x_t, t) with t a (B,) tensor holding each image's "
-                          f"step (got {type(t).__name__} {tuple(getattr(t, 'shape', ()))}). "
-                          "Use torch.full((B,), t) for one shared step.")
-        if self.record:
-            self.calls.append((xt.detach().clone(), t.detach().clone()))
-        return self.w * torch.tanh(xt) + 0.03 * _b(t.to(xt.dtype), xt)  # (B, C, H, W)
-
-
 def _loss_mistakes(model, x0, t, eps, s) -> dict:
     ab, a = _b(s.alpha_bar[t], x0), _b(s.alpha[t], x0)
     ab_prev = _b(s.alpha_bar[t - 1], x0)
@@ -287,19 +260,6 @@ def check_p_sample(p_sample, hidden: bool = False) -> None:
 
 
 # ----------------------------------------------------------------------------- the sampling loop
-class _Recorder(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.ts = []
-
-    def forward(self, xt, t):
-        if not isinstance(t, torch.Tensor) or t.dim() != 1 or len(t) != xt.shape[0]:
-            raise Mistake("the network must be called as model(x_t, t) with t a (B,) tensor "
-                          "(your p_sample should build it with torch.full((B,), t)).")
-        self.ts.append(int(t[0]))
-        return torch.zeros_like(xt)  # ε_θ = 0: the chain only rescales and adds noise
-
-
 def check_sample_loop(sample, hidden: bool = False) -> None:
     r"""``sample(model, shape, sched)``: x_T ~ N(0, I), then x_{t−1} = p_sample(model, x_t, t, sched) for t = T..1."""
     T, shape = (4, (1000, 1, 2, 2)) if hidden else (6, (800, 1, 3, 1))

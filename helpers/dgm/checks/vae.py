@@ -196,6 +196,7 @@ def check_elbo_loss(elbo_loss, hidden: bool = False) -> None:
         if not isinstance(out, (tuple, list)) or len(out) != 3:
             raise Mistake(f"`{name}` should return a tuple (loss, reconstruction, kl), got {type(out).__name__}"
                           + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else "") + ".")
+        out = [out[0]] + [torch.tensor(v) if isinstance(v, float) else v for v in out[1:]]  # .item() logs are fine
         loss_s, recon_s, kl_s = (expect_tensor(v, name, scalar=True, what=f" ({w})")
                                  for v, w in zip(out, ("loss", "reconstruction", "kl")))
         what = f" (reconstruction, beta={beta:g})"

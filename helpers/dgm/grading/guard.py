@@ -13,6 +13,7 @@ This is a speed bump, not a sandbox: see docs/grading.md ("What the autograder i
 from __future__ import annotations
 
 import builtins
+import gc
 import importlib
 import sys
 
@@ -60,6 +61,20 @@ def _wraps(new, old) -> bool:
         if new is old:
             return True
     return False
+
+
+def _release(ip) -> None:
+    """Drop the last traceback: its frames can pin a failed cell's memory blow-up (a local list of
+    huge tensors) and make the next, innocent test run out of memory."""
+    for name in ("last_type", "last_value", "last_traceback", "last_exc"):
+        if hasattr(sys, name):
+            setattr(sys, name, None)
+    tb = getattr(ip, "InteractiveTB", None)
+    for holder in (tb, getattr(tb, "verbose_TB", None)):
+        if holder is not None and hasattr(holder, "tb"):
+            holder.tb = None
+    ip.last_execution_result = None
+    gc.collect()
 
 
 def install(key: str, checks: str = "", alias: str = "", output_limit: int = 0) -> None:
@@ -112,6 +127,7 @@ def install(key: str, checks: str = "", alias: str = "", output_limit: int = 0) 
         if checks_mod is not None and alias and ip.user_ns.get(alias, checks_mod) is not checks_mod:
             ip.user_ns[alias] = checks_mod
             fixed.append(f"the name `{alias}`")
+        _release(ip)
         return fixed
 
     setattr(builtins, key, restore)
