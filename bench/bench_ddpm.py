@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100, help="samples rated per sampler")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--skip-notebook", action="store_true")
+    ap.add_argument("--save", metavar="PNG", help="also save a grid of 64 samples (20 strided steps, x̂0 clipped)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -53,6 +54,12 @@ def main() -> None:
         quality, secs = Q.sample_and_rate(judge, model, sched, n=args.n, **kw)
         print(f"{name:<28} sampling {args.n} images: {secs:6.1f} s | confident {quality['confident']:.2f} | "
               f"classes {quality['classes']}")
+    if args.save:
+        from dgm.ddpm import sample, to_unit
+        from dgm.widgets import tensor_to_png
+        x = sample(model, (64, 1, 28, 28), sched, steps=k, clip_x0=True, progress=False,
+                   generator=torch.Generator().manual_seed(1))
+        Path(args.save).write_bytes(tensor_to_png(to_unit(x), scale=2))
     if not args.skip_notebook:
         with tempfile.TemporaryDirectory() as tmp:
             t = time.perf_counter()

@@ -137,3 +137,82 @@ def errors_and_stderr(nb) -> list[str]:
             if o.output_type == "error":
                 out.append(f"{o.ename}: {o.evalue} in cell:\n{c.source[:200]}")
     return out
+
+
+# ----------------------------------------------------------------------------- the four pipeline cases
+class Pipeline:
+    """The pipeline cases every lab must pass, written once.
+
+    ``mistakes`` maps solution grade_ids to a student's wrong version (all in one submission);
+    ``named`` maps each test that must then fail to a phrase its output and feedback must contain;
+    ``reference`` = (solution grade_id, a version that calls the dgm reference, the test that must score 0).
+    In a lab's test module: ``globals().update(Pipeline(...).tests())``.
+    """
+
+    def __init__(self, lab: str, tests: tuple, mistakes: dict, named: dict, reference: tuple):
+        self.lab, self.test_ids, self.mistakes, self.named, self.reference = lab, tests, mistakes, named, reference
+
+    def tests(self) -> dict:
+        import pytest
+
+        lab, test_ids = self.lab, self.test_ids
+
+        @pytest.fixture(scope="module")
+        def graded(tmp_path_factory):
+            course = make_course(tmp_path_factory.mktemp(lab), lab)
+            solution = source_notebook(lab)
+            wrong = solution
+            for grade_id, source in self.mistakes.items():
+                wrong = with_cell(wrong, grade_id, source)
+            submit(course, lab, "solution", solution)
+            submit(course, lab, "untouched", release_notebook(course, lab))
+            submit(course, lab, "mistakes", wrong)
+            submit(course, lab, "reference", with_cell(solution, self.reference[0], self.reference[1]))
+            nbgrader(course, "autograde", lab, "--force")
+            nbgrader(course, "generate_feedback", lab, "--force")
+            return course, scores(course, lab), max_scores(course, lab)
+
+        def test_lab_has_graded_cells_with_hidden_parts_and_a_written_question(graded):
+            _, _, maxima = graded
+            assert set(test_ids) <= set(maxima)
+            nb = source_notebook(lab)
+            manual = [c for c in nb.cells if c.cell_type == "markdown" and c.metadata.get("nbgrader", {}).get("grade")]
+            assert manual, f"{lab} needs a manually graded written question"
+            hidden = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") in test_ids
+                      and "### BEGIN HIDDEN TESTS" in c.source]
+            assert len(hidden) == len(test_ids), "every autograded test cell has a hidden part"
+
+        def test_solution_gets_full_marks(graded):
+            _, got, maxima = graded
+            assert {k: got["solution"][k] for k in test_ids} == {k: maxima[k] for k in test_ids}
+
+        def test_untouched_release_gets_zero(graded):
+            course, got, _ = graded
+            assert all(got["untouched"][k] == 0 for k in test_ids)
+            text = cell_output(graded_notebook(course, lab, "untouched"), test_ids[0])
+            assert "not implemented yet" in text
+
+        def test_typical_mistakes_get_partial_credit_and_are_named(graded):
+            course, got, maxima = graded
+            for k in test_ids:
+                assert got["mistakes"][k] == (0 if k in self.named else maxima[k]), k
+            nb = graded_notebook(course, lab, "mistakes")
+            feedback = (course / "feedback" / "mistakes" / lab / f"{lab}.html").read_text()
+            for k, phrase in self.named.items():
+                assert phrase in cell_output(nb, k), f"{k} should name the mistake: {phrase!r}"
+                assert phrase in feedback
+            assert "hidden=True" not in feedback, "feedback must not show the hidden tests"
+
+        def test_calling_the_reference_gets_no_credit_for_that_part(graded):
+            course, got, maxima = graded
+            failing = self.reference[2]
+            for k in test_ids:
+                assert got["reference"][k] == (0 if k == failing else maxima[k]), k
+            text = cell_output(graded_notebook(course, lab, "reference"), failing).lower()
+            assert "write your own implementation" in text
+
+        def test_solution_notebook_runs_in_fast_mode(tmp_path):
+            nb = run_notebook(ROOT / "solutions" / lab / f"{lab}.ipynb", cwd=tmp_path)
+            assert errors_and_stderr(nb) == []
+
+        return {name: fn for name, fn in locals().items() if name == "graded" or name.startswith("test_")}

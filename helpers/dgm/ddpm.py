@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "DDPMConfig", "scaled_linear_betas", "linear_beta_schedule", "cosine_beta_schedule", "make_schedule", "DiffusionSchedule",
-    "q_sample", "q_posterior", "ddpm_loss", "p_sample", "sample", "to_unit", "UNet",
+    "DDPMConfig", "scaled_linear_betas", "linear_beta_schedule", "cosine_beta_schedule", "make_schedule",
+    "DiffusionSchedule", "q_sample", "q_posterior", "ddpm_loss", "p_sample", "sample", "to_unit", "UNet",
 ]
 
 

@@ -81,13 +81,14 @@ class UNet(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         p = self.patch
         if x.dim() != 4 or x.shape[-1] % p or x.shape[-2] % p:
-            raise ValueError(f"UNet expects x of shape (B, C, H, W) with H, W divisible by {p}, got {tuple(x.shape)}")
+            raise ValueError(f"UNet expects x of shape (B, C, H, W) with H, W divisible by {p}, "
+                             f"got {tuple(x.shape)}")
         if not isinstance(t, torch.Tensor) or t.shape != (x.shape[0],):
             raise ValueError(f"UNet expects t as a (B,) = ({x.shape[0]},) tensor of time steps")
         emb = self.embed(sinusoidal_embedding(t, self.time_dim).to(x.dtype))  # (B, time_dim)
         if self.patch > 1:
             x = F.pixel_unshuffle(x, self.patch)                          # (B, 4C_in, 14, 14)
-        h1 = self.down1(self.inp(x), emb)                                 # (B, C, H, W)  (H = 28, or 14 with patch=2)
+        h1 = self.down1(self.inp(x), emb)                                 # (B, C, H, W), H = 28 (14 if patch=2)
         h2 = self.down2(self.pool1(h1), emb)                              # (B, 2C, H/2, W/2)
         h = self.mid(self.pool2(h2), emb)                                 # (B, 2C, H/4, W/4)
         h = F.interpolate(h, size=h2.shape[-2:], mode="nearest")          # (B, 2C, H/2, W/2)

@@ -317,7 +317,8 @@ def noising_scrubber(x0: torch.Tensor, sched, q_sample=None, eps: torch.Tensor |
     from . import ddpm
 
     if not isinstance(x0, torch.Tensor) or x0.dim() != 4:
-        raise ValueError(f"x0 must be a batch of images (B, C, H, W), got {getattr(x0, 'shape', type(x0).__name__)}")
+        raise ValueError("x0 must be a batch of images (B, C, H, W), got "
+                         f"{getattr(x0, 'shape', type(x0).__name__)}")
     q_sample = q_sample or ddpm.q_sample
     x0 = x0.detach().float().cpu()
     eps = torch.randn_like(x0) if eps is None else eps.detach().float().cpu()   # one ε for every t
@@ -336,7 +337,8 @@ def noising_scrubber(x0: torch.Tensor, sched, q_sample=None, eps: torch.Tensor |
             xt = q_sample(x0, tt, eps, sched)                                 # (B, C, H, W)
         image.value = tensor_to_png(((xt + 1) / 2).clamp(0, 1), scale=scale)
         ab = float(sched.alpha_bar[slider.value])
-        label.value = f"t = {slider.value}/{T}:  √ᾱ_t = {ab ** 0.5:.3f} (signal),  √(1 − ᾱ_t) = {(1 - ab) ** 0.5:.3f} (noise)"
+        label.value = (f"t = {slider.value}/{T}:  √ᾱ_t = {ab ** 0.5:.3f} (signal),  "
+                       f"√(1 − ᾱ_t) = {(1 - ab) ** 0.5:.3f} (noise)")
 
     slider.observe(update, names="value")
     update()

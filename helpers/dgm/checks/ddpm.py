@@ -29,7 +29,8 @@ def check_linear_beta_schedule(linear_beta_schedule, hidden: bool = False) -> No
             raise Mistake(f"`linear_beta_schedule({T}, ...)` returned T + 1 = {T + 1} values; it should return the "
                           f"T = {T} values β_1, …, β_T (torch.linspace(beta_1, beta_T, T)).")
         if out.shape != (T,):
-            raise Mistake(f"`linear_beta_schedule({T}, ...)` should return a tensor of shape ({T},), got {tuple(out.shape)}.")
+            raise Mistake(f"`linear_beta_schedule({T}, ...)` should return a tensor of shape ({T},), "
+                          f"got {tuple(out.shape)}.")
         compare(out, expected, "linear_beta_schedule", {
             "the end points are swapped: β must grow from beta_1 (little noise) to beta_T.": expected.flip(0),
             "it returns α_t = 1 − β_t; return the β_t themselves.": 1 - expected,
@@ -123,11 +124,13 @@ def _loss_mistakes(model, x0, t, eps, s) -> dict:
             mse(model(ab.sqrt() * eps + (1 - ab).sqrt() * x0, t), eps),
         _OFF_BY_ONE: mse(model(ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps, t), eps),
         "it uses α_t where ᾱ_t belongs when building x_t.": mse(model(a.sqrt() * x0 + (1 - a).sqrt() * eps, t), eps),
-        "missing square roots when building x_t (√ᾱ_t and √(1 − ᾱ_t)).": mse(model(ab * x0 + (1 - ab) * eps, t), eps),
+        "missing square roots when building x_t (√ᾱ_t and √(1 − ᾱ_t)).":
+            mse(model(ab * x0 + (1 - ab) * eps, t), eps),
         "the network gets t − 1 instead of t: call model(x_t, t) with the same t used to build x_t.":
             mse(model(xt, t - 1), eps),
         "wrong reduction — it sums over the pixels. This lab averages the squared error over every element "
-        "(like F.mse_loss), which only rescales the gradient.": (model(xt, t) - eps).pow(2).flatten(1).sum(1).mean(),
+        "(like F.mse_loss), which only rescales the gradient.":
+            (model(xt, t) - eps).pow(2).flatten(1).sum(1).mean(),
         "it sums over everything; average the squared error over every element (F.mse_loss).":
             (model(xt, t) - eps).pow(2).sum(),
         "every image uses the first image's t: index the schedule with the whole (B,) tensor t.":
@@ -153,8 +156,9 @@ def check_ddpm_loss(ddpm_loss, hidden: bool = False) -> None:
             raise Mistake("`ddpm_loss` returned a tensor without gradient: compute it from the model's output "
                           "with torch operations (no .item(), .detach() or torch.no_grad()).")
         with torch.no_grad():
-            compare(out, ref.ddpm_loss(model, x0, s, t=t, eps=eps), "ddpm_loss", _loss_mistakes(model, x0, t, eps, s),
-                    rtol=1e-4, atol=1e-6, what=f" (given t = {t.tolist()} and eps)")
+            compare(out, ref.ddpm_loss(model, x0, s, t=t, eps=eps), "ddpm_loss",
+                    _loss_mistakes(model, x0, t, eps, s), rtol=1e-4, atol=1e-6,
+                    what=f" (given t = {t.tolist()} and eps)")
     # the random part: t ~ U{1..T} per image, ε ~ N(0, I), and the same ε in x_t and in the target
     B, T = (1500, 6) if hidden else (1200, 10)
     s, model = _sched(T, torch.float64), _EpsNet(torch.float64, record=True)
@@ -162,11 +166,13 @@ def check_ddpm_loss(ddpm_loss, hidden: bool = False) -> None:
     out = expect_tensor(run_student(ddpm_loss, model, x0.clone(), s, name="ddpm_loss (t and eps drawn inside)",
                                     forbidden=[ref.ddpm_loss, ref.q_sample]), "ddpm_loss", scalar=True)
     if len(model.calls) != 1:
-        raise Mistake(f"`ddpm_loss` called the network {len(model.calls)} times; call it once on the noisy batch x_t.")
+        raise Mistake(f"`ddpm_loss` called the network {len(model.calls)} times; call it once on the noisy "
+                      "batch x_t.")
     xt, t = model.calls[0]
     t = t.long().cpu()
     if len(torch.unique(t)) == 1:
-        raise Mistake("`ddpm_loss` uses one t for the whole batch; draw one t per image: torch.randint(1, T + 1, (B,)).")
+        raise Mistake("`ddpm_loss` uses one t for the whole batch; draw one t per image: "
+                      "torch.randint(1, T + 1, (B,)).")
     if t.min() < 1:
         raise Mistake("`ddpm_loss` draws t = 0. t is uniform on {1, …, T} (t = 0 is the clean image): "
                       "torch.randint(1, T + 1, (B,)).")
@@ -213,7 +219,8 @@ def _p_mistakes(model, xt, t: int, z, s) -> dict:
             step(noise=1.0),
         "wrong sign in the mean: subtract the predicted noise, x_t − (1 − α_t)/√(1 − ᾱ_t) · ε_θ.": step(sign=1.0),
         "σ_t is the variance β_t; the noise is scaled by the standard deviation σ_t = √β_t.": step(sigma=beta),
-        "σ_t = β_t^{1/4}: the square root was taken twice. σ_t² = β_t, so σ_t = √β_t.": step(sigma=beta.sqrt().sqrt()),
+        "σ_t = β_t^{1/4}: the square root was taken twice. σ_t² = β_t, so σ_t = √β_t.":
+            step(sigma=beta.sqrt().sqrt()),
         "the numerator uses the standard deviation √β_t where the variance β_t = 1 − α_t belongs.":
             step(num=beta.sqrt()),
         "missing square root on 1 − ᾱ_t in the denominator: divide by √(1 − ᾱ_t).": step(den=1 - ab),

@@ -37,7 +37,6 @@ class GuardedExecute(Execute):
     guard_key = Unicode("", help="builtins name of the in-kernel restore function.").tag(config=True)
     guard_checks = Unicode("", help="dgm.checks submodule of the lab (e.g. 'ae').").tag(config=True)
     guard_alias = Unicode("", help="name the notebook binds the checks module to.").tag(config=True)
-    output_limit = Integer(200_000, help="characters one cell may print (0: no limit).").tag(config=True)
     max_restarts = Integer(3, help="kernel restarts per notebook before giving up.").tag(config=True)
 
     # ------------------------------------------------------------------ kernel management
@@ -50,7 +49,7 @@ class GuardedExecute(Execute):
             self.nb.metadata["language_info"] = info["content"]["language_info"]
         if self.guard_key:
             code = (f"import dgm.grading.guard as _g; _g.install({self.guard_key!r}, {self.guard_checks!r}, "
-                    f"{self.guard_alias!r}, {self.output_limit}); del _g")
+                    f"{self.guard_alias!r}); del _g")
             self._silent(code, timeout=120)
 
     def _stop(self) -> None:
@@ -172,6 +171,24 @@ class GuardedExecute(Execute):
     def _skip(nb, indices, why: str) -> None:
         for i in indices:
             nb.cells[i].outputs = [_error("NotRun", f"this cell was not run: {why}.")]
+
+
+class OutputCap(NbGraderPreprocessor):
+    """Truncate what one cell printed to ``limit`` characters (a 10 MB print stays readable)."""
+
+    limit = Integer(200_000, help="characters of stream output kept per cell (0: no limit)").tag(config=True)
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code" and self.limit > 0:
+            left = self.limit
+            for out in cell.outputs:
+                if out.output_type == "stream":
+                    if len(out.text) > left:
+                        n = len(out.text)
+                        out.text = out.text[:left] + f"\n... output truncated by the grader ({n:,} characters) ...\n"
+                        INCIDENTS.append(f"output of cell {GuardedExecute._name(cell, index)} truncated")
+                    left = max(0, left - len(out.text))
+        return cell, resources
 
 
 class StderrNotFatal(NbGraderPreprocessor):

@@ -6,7 +6,7 @@ the lab's checks and takes a snapshot of the attributes the checks rely on (``to
 Before each test cell it calls the returned ``restore`` function (stored under a random name
 in ``builtins``): everything patched since the snapshot is put back, the notebook's ``checks``
 name is rebound to the real checks module, and the list of restored names is returned so the
-grader can report it. It also caps the text one cell may print (a 10 MB print).
+grader can report it.
 
 This is a speed bump, not a sandbox: see docs/grading.md ("What the autograder isolates").
 """
@@ -18,24 +18,6 @@ import importlib
 import sys
 
 _SYS_NAMES = ("setprofile", "getprofile", "settrace", "gettrace")
-
-
-def _capped_write(stream, state: dict, limit: int):
-    write = stream.write
-
-    def capped(text):
-        if not isinstance(text, str):
-            return write(text)
-        left = limit - state["n"]
-        state["n"] += len(text)
-        if left <= 0:
-            if not state["told"]:
-                state["told"] = True
-                write(f"\n... output truncated by the grader after {limit} characters ...\n")
-            return len(text)
-        return write(text[:left]) if len(text) > left else write(text)
-
-    return capped
 
 
 def _public(mod, private: bool = False) -> dict:
@@ -77,7 +59,7 @@ def _release(ip) -> None:
     gc.collect()
 
 
-def install(key: str, checks: str = "", alias: str = "", output_limit: int = 0) -> None:
+def install(key: str, checks: str = "", alias: str = "") -> None:
     import torch
     import torch.nn.functional as F
 
@@ -131,12 +113,3 @@ def install(key: str, checks: str = "", alias: str = "", output_limit: int = 0) 
         return fixed
 
     setattr(builtins, key, restore)
-    if output_limit > 0:
-        state = {"n": 0, "told": False}
-
-        def reset(*_):
-            state["n"], state["told"] = 0, False
-
-        ip.events.register("pre_execute", reset)
-        for stream in (sys.stdout, sys.stderr):
-            stream.write = _capped_write(stream, state, output_limit)

@@ -40,12 +40,12 @@ def _config(course: Path, settings: dict):
                                         SaveAutoGrades)
     from traitlets.config.loader import PyFileConfigLoader
 
-    from .execute import GuardedExecute, StderrNotFatal
+    from .execute import GuardedExecute, OutputCap, StderrNotFatal
 
     cfg = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
     cfg.CourseDirectory.root = str(course)
     cfg.CourseDirectory.db_url = f"sqlite:///{course / 'gradebook.db'}"
-    cfg.Autograde.autograde_preprocessors = [GuardedExecute, IgnorePattern, StderrNotFatal,
+    cfg.Autograde.autograde_preprocessors = [GuardedExecute, OutputCap, IgnorePattern, StderrNotFatal,
                                              ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
                                              AssignLatePenalties, CheckCellMetadata]
     g = cfg.GuardedExecute
@@ -53,7 +53,7 @@ def _config(course: Path, settings: dict):
         g.timeout = int(settings["cell_timeout"])
     g.notebook_timeout = int(settings["notebook_timeout"])
     g.guard_key, g.guard_checks, g.guard_alias = settings["guard_key"], settings["checks"], settings["alias"]
-    g.output_limit = int(settings["output_limit"])
+    cfg.OutputCap.limit = int(settings["output_limit"])
     g.iopub_timeout = 10
     cfg.Application.log_level = "WARNING"
     return cfg
