@@ -105,7 +105,7 @@ def reference_guard(forbidden: Iterable):
     def profiler(frame, event, arg):
         if event == "call" and frame.f_code in codes:
             hits.append(frame.f_code.co_qualname if hasattr(frame.f_code, "co_qualname") else frame.f_code.co_name)
-        if previous is not None:
+        if callable(previous):  # chain a Python profiler (cProfile's C profiler is not callable)
             previous(frame, event, arg)
 
     sys.setprofile(profiler if codes else previous)
