@@ -145,7 +145,8 @@ class Pipeline:
 
     ``mistakes`` maps solution grade_ids to a student's wrong version (all in one submission);
     ``named`` maps each test that must then fail to a phrase its output and feedback must contain;
-    ``reference`` = (solution grade_id, a version that calls the dgm reference, the test that must score 0).
+    ``reference`` = (solution grade_id, a version that calls the dgm reference, the test(s) that must score 0:
+    the part itself and any later part whose check runs that student function).
     In a lab's test module: ``globals().update(Pipeline(...).tests())``.
     """
 
@@ -206,10 +207,12 @@ class Pipeline:
         def test_calling_the_reference_gets_no_credit_for_that_part(graded):
             course, got, maxima = graded
             failing = self.reference[2]
+            failing = (failing,) if isinstance(failing, str) else tuple(failing)
             for k in test_ids:
-                assert got["reference"][k] == (0 if k == failing else maxima[k]), k
-            text = cell_output(graded_notebook(course, lab, "reference"), failing).lower()
-            assert "write your own implementation" in text
+                assert got["reference"][k] == (0 if k in failing else maxima[k]), k
+            for k in failing:
+                text = cell_output(graded_notebook(course, lab, "reference"), k).lower()
+                assert "write your own implementation" in text, k
 
         def test_solution_notebook_runs_in_fast_mode(tmp_path):
             nb = run_notebook(ROOT / "solutions" / lab / f"{lab}.ipynb", cwd=tmp_path)

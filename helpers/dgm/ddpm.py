@@ -46,8 +46,8 @@ class DDPMConfig:
     time_dim: int = 64                 # size of the time embedding
     patch: int = 1                     # 2: fold 2×2 pixels into channels (cheaper, coarser)
     lr: float = 2e-3
-    batch_size: int = 64
-    steps: int = 3000
+    batch_size: int = 32
+    steps: int = 2000
     variance: str = "beta"             # σ_t² = β_t ("beta") or β̃_t ("beta_tilde")
 
 
