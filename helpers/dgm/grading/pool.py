@@ -67,7 +67,9 @@ def run(jobs: Iterable[dict], settings: dict, workers: int, hard_timeout: float)
                 w.job = None
                 if crashed:
                     w.kill()
-                    pool[i] = _Worker(ctx, settings)
+                    pool[i] = w = _Worker(ctx, settings)
+                if todo:  # hand out the next job before the caller spends time on this result
+                    w.give(todo.pop(0))
                 yield result
     finally:
         for w in pool:
