@@ -98,12 +98,15 @@ def grade(args) -> dict:
                     "guard_key": "_dgm_guard_" + secrets.token_hex(8), "checks": checks, "alias": alias}
         bar = tqdm(total=len(jobs), desc=f"grading {lab}", unit="nb", disable=args.quiet or not jobs,
                    file=sys.stderr)
-        for res in results:  # the notebooks that could not be graded: zeros and the reason
-            book.import_result(course, lab, res)
-        for res in pool.run(jobs, settings, args.workers, hard_timeout=args.timeout + 180):
-            book.import_result(course, lab, res)  # one at a time, as results arrive: nothing waits in memory
-            results.append(res)
-            bar.update(1)
+        from nbgrader.api import Gradebook
+
+        with Gradebook(book.db_url(course)) as gb:  # only this process writes the real gradebook
+            for res in results:  # the notebooks that could not be graded: zeros and the reason
+                book.import_result(course, lab, res, gb)
+            for res in pool.run(jobs, settings, args.workers, hard_timeout=args.timeout + 180):
+                book.import_result(course, lab, res, gb)  # one at a time, committed as results arrive
+                results.append(res)
+                bar.update(1)
         bar.close()
         wall = time.perf_counter() - t0
         notes = {s.student: s.notes for s in subs}

@@ -61,14 +61,20 @@ def other_labs(course: Path, lab: str) -> dict:
     return out
 
 
-def import_result(course: Path, lab: str, res: dict) -> None:
-    """Write one student's grades (or zeros when the notebook could not be graded) to the gradebook."""
-    from nbgrader.api import Gradebook
+def import_result(course: Path, lab: str, res: dict, gb=None) -> None:
+    """Write one student's grades (or zeros when the notebook could not be graded) to the gradebook.
 
+    Pass an open ``Gradebook`` as ``gb`` to import many students without reopening it each time.
+    """
     import warnings
 
+    from nbgrader.api import Gradebook
+
+    if gb is None:
+        with Gradebook(db_url(course)) as gb:
+            return import_result(course, lab, res, gb)
     student = res["student"]
-    with warnings.catch_warnings(), Gradebook(db_url(course)) as gb:
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy autoflush warnings
         gb.update_or_create_student(student)
         sub = gb.update_or_create_submission(lab, student)
