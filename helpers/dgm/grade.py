@@ -61,6 +61,7 @@ def _checks_of(course: Path, lab: str) -> tuple[str, str]:
 
 def grade(args) -> dict:
     """Run the whole batch; returns {student: (status, reason)} (also printed)."""
+    import nbformat
     from tqdm.auto import tqdm
 
     course = (args.course or _default_course()).resolve()
@@ -85,8 +86,6 @@ def grade(args) -> dict:
                 continue
             dest = course / "submitted" / sub.student / lab / f"{lab}.ipynb"
             dest.parent.mkdir(parents=True, exist_ok=True)
-            import nbformat
-
             nbformat.write(sub.nb, dest)
             jobs.append({"student": sub.student, "notebook": str(dest)})
         shutil.copy(course / "gradebook.db", ws / "template.db")
