@@ -13,7 +13,7 @@ help:
 	@echo "make lab       create .venv if missing, install everything, open JupyterLab on labs/"
 	@echo "make test      run the whole test suite (offline, fast mode, $(WORKERS) workers)"
 	@echo "make release   regenerate labs/ and solutions/ from course/source"
-	@echo "make grade     batch-autograde submissions: make grade ARGS='--lab 01_autoencoder submissions.zip'"
+	@echo "make grade     batch-autograde submissions: make grade ARGS='01_autoencoder submissions.zip [-j 4]'"
 	@echo "make bench     print the benchmark figures"
 
 $(VENV)/.installed: helpers/pyproject.toml
