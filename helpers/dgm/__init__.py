@@ -22,7 +22,7 @@ import torch
 __version__ = "0.1.0"
 __all__ = ["device", "seed_everything", "fast_mode", "budget", "__version__"]
 
-_SUBMODULES = ("ae", "vae", "gan", "ddpm", "data", "train", "plot", "widgets", "checks")
+_SUBMODULES = ("ae", "vae", "gan", "ddpm", "unet", "data", "train", "plot", "widgets", "checks")
 
 
 def device(prefer: str | None = None) -> torch.device:

@@ -12,7 +12,9 @@ Rules every check follows:
   0 points to a test cell that writes to stderr), turns ``NotImplementedError`` into a friendly
   message and refuses calls into the reference implementation (the *shortcut guard*);
 * a wrong answer is compared with a list of known mistakes (:func:`compare`) before the generic
-  "values differ" message.
+  "values differ" message;
+* ``forbidden`` lists the reference of the part being graded, not of earlier parts the student's
+  function may call (their KL inside their ELBO): a shortcut costs its own part, not every later one.
 
 The comparison helpers are bound at import time, so a student who monkeypatches
 ``torch.allclose`` after ``import dgm`` does not change what the checks compute.
