@@ -72,3 +72,15 @@ def test_environment_yml_matches_pyproject():
         assert name in conda, f"{name} is in helpers/pyproject.toml but not in environment.yml"
         assert conda[name] == bound, f"{name}: environment.yml says {conda[name] or 'any'}, pyproject {bound or 'any'}"
     assert "-e ./helpers" in yml and "python=3.11" in yml
+
+
+def test_nbgrader_config_ignores_warnings_and_progress_bars_but_not_other_stderr():
+    from traitlets.config import Config
+
+    c = Config()
+    exec((ROOT / "course" / "nbgrader_config.py").read_text(), {"get_config": lambda: c})
+    assert c.IgnorePattern.enabled and c.OverwriteCells.add_missing_cells and c.Execute.timeout > 0
+    pattern = re.compile(c.IgnorePattern.pattern)
+    assert pattern.search("/home/s/lab.py:12: UserWarning: something\n  warnings.warn('something')\n")
+    assert pattern.search(" 40%|####      | 10/25 [00:00<00:01, 12.42it/s, loss=22.63]")
+    assert not pattern.search("my debug print: loss = 3.2\n")
