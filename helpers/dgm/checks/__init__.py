@@ -11,6 +11,16 @@ from ._core import Mistake, ok  # noqa: F401
 import importlib as _importlib
 
 _LABS = ("ae", "vae", "gan", "ddpm")
+#: lab → its checks module. Each module declares ``CELLS``: test cell grade_id → the checks it runs
+#: (each a :class:`dgm.checks._check.Check`, run on its visible case and its hidden cases).
+LABS = {"01_autoencoder": "ae", "02_vae": "vae", "03_gan": "gan", "04_ddpm": "ddpm"}
+
+
+def cells(lab: str) -> dict:
+    """The declared test cells of ``lab``: ``{grade_id: (Check, …)}`` (no regex over notebook JSON)."""
+    if lab not in LABS:
+        raise KeyError(f"unknown lab {lab!r}; the labs with checks are {sorted(LABS)}")
+    return _importlib.import_module(f"{__name__}.{LABS[lab]}").CELLS
 
 
 def _short_tracebacks() -> None:

@@ -43,7 +43,15 @@ __all__ = [
 
 
 class Mistake(AssertionError):
-    """Raised by a check; the message is written for the student."""
+    """Raised by a check; the message is written for the student, ``id`` is stable data.
+
+    The id names the mistake for reports that count mistakes across a class ("wrong-reduction",
+    "not-implemented", "reference-call", …); code never inspects the message text.
+    """
+
+    def __init__(self, message: str = "", id: str = "wrong-value"):  # noqa: A002 - the mistake's id
+        super().__init__(message)
+        self.id = id
 
 
 def ok(message: str) -> None:
@@ -133,7 +141,8 @@ def run_student(fn: Callable, *args, name: str, forbidden: Iterable = (), **kwar
     into ``forbidden`` reference code fail with "write your own implementation".
     """
     if not callable(fn):
-        raise Mistake(f"`{name}` should be a function (or module) you defined above, got {type(fn).__name__}.")
+        raise Mistake(f"`{name}` should be a function (or module) you defined above, got {type(fn).__name__}.",
+                      id="not-callable")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with reference_guard(forbidden) as hits:
@@ -142,14 +151,15 @@ def run_student(fn: Callable, *args, name: str, forbidden: Iterable = (), **kwar
             except NotImplementedError:
                 raise Mistake(
                     f"`{name}` is not implemented yet: replace `raise NotImplementedError` with your code "
-                    "and re-run its cell."
+                    "and re-run its cell.", id="not-implemented"
                 ) from None
             except Mistake:
                 raise
             except Exception as err:  # the student's own bug: say where and with what inputs
                 raise Mistake(
                     f"`{name}` raised {type(err).__name__}: {err}\n"
-                    f"It was called with {describe(args)}. Check the shapes against the docstring."
+                    f"It was called with {describe(args)}. Check the shapes against the docstring.",
+                    id="crash",
                 ) from err
     _reject_reference(hits, name)
     return out
@@ -204,22 +214,23 @@ def close(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-4, atol: float = 1e
 
 
 def compare(out: torch.Tensor, expected: torch.Tensor, name: str,
-            mistakes: Mapping[str, torch.Tensor | Callable[[], torch.Tensor]] = (),
-            rtol: float = 1e-4, atol: float = 1e-5, what: str = "") -> None:
+            mistakes: Mapping = (), rtol: float = 1e-4, atol: float = 1e-5, what: str = "") -> None:
     """Pass if ``out`` ≈ ``expected``; otherwise name the first known mistake that ``out`` matches.
 
-    ``mistakes`` maps a message (what the student probably did) to the value that mistake
-    produces on the same inputs (or a zero-argument function computing it).
+    ``mistakes`` maps ``(id, message)`` — the mistake's stable id and what the student probably did —
+    to the value that mistake produces on the same inputs (or a zero-argument function computing it).
     """
     if close(out, expected, rtol, atol):
         return
-    for message, value in dict(mistakes).items():
+    for key, value in dict(mistakes).items():
+        mistake_id, message = ("named-mistake", key) if isinstance(key, str) else key  # TODO: ids everywhere
         value = value() if callable(value) else value
         if value is not None and close(out, value, rtol, atol):
-            raise Mistake(f"`{name}`{what}: {message}")
+            raise Mistake(f"`{name}`{what}: {message}", id=mistake_id)
     diff = (out.detach().double().cpu() - expected.detach().double().cpu()).abs().max().item() \
         if out.shape == expected.shape else float("nan")
     raise Mistake(
         f"`{name}`{what} does not match the reference (max abs difference {diff:.3g}, tolerance "
-        f"rtol={rtol:g}, atol={atol:g}).\n  yours:    {fmt(out)}\n  expected: {fmt(expected)}"
+        f"rtol={rtol:g}, atol={atol:g}).\n  yours:    {fmt(out)}\n  expected: {fmt(expected)}",
+        id="wrong-value",
     )

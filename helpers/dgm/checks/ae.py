@@ -6,6 +6,7 @@ from torch import nn
 
 from .. import ae as ref
 from .. import train as _train
+from ._check import VISIBLE, Check, tensor_evidence
 from ._core import Mistake, close, compare, expect_tensor, fixed_normal, fixed_uniform, ok, run_student
 
 __all__ = ["check_autoencoder", "check_reconstruction_loss", "check_train_step"]
@@ -61,44 +62,66 @@ def check_autoencoder(Autoencoder, hidden: bool = False) -> None:
 def _loss_mistakes(x: torch.Tensor, x_hat: torch.Tensor) -> dict:
     err = (x - x_hat)  # (B, 1, 28, 28)
     return {
-        "wrong reduction — it averages over every pixel (like F.mse_loss's default). Sum the squared "
-        "error over the 784 pixels of each image, then average over the batch.": err.pow(2).mean(),
-        "wrong reduction — it sums over the batch too. Average the per-image errors over the batch.":
-            err.pow(2).sum(),
-        "missing square — it sums |x − x̂|. The loss is the squared error ‖x − x̂‖².":
+        ("mean-over-pixels", "wrong reduction — it averages over every pixel (like F.mse_loss's default). "
+         "Sum the squared error over the 784 pixels of each image, then average over the batch."): err.pow(2).mean(),
+        ("sum-over-batch", "wrong reduction — it sums over the batch too. Average the per-image errors over "
+         "the batch."): err.pow(2).sum(),
+        ("missing-square", "missing square — it sums |x − x̂|. The loss is the squared error ‖x − x̂‖²."):
             err.abs().flatten(1).sum(1).mean(),
-        "it takes the square root (the norm ‖x − x̂‖). The loss is its square ‖x − x̂‖².":
+        ("norm-not-squared", "it takes the square root (the norm ‖x − x̂‖). The loss is its square ‖x − x̂‖²."):
             err.flatten(1).norm(dim=1).mean(),
-        "wrong reduction — it averages over the batch AND the pixels of one dimension only. Sum over "
-        "all 784 pixels (flatten(1).sum(1)), then average over the batch.": err.pow(2).sum(-1).mean(),
+        ("sum-last-dim-only", "wrong reduction — it averages over the batch AND the pixels of one dimension "
+         "only. Sum over all 784 pixels (flatten(1).sum(1)), then average over the batch."): err.pow(2).sum(-1).mean(),
     }
 
 
-def check_reconstruction_loss(reconstruction_loss, hidden: bool = False) -> None:
+class ReconstructionLoss(Check):
     r"""``reconstruction_loss(x, x_hat)`` = ‖x − x̂‖² summed over pixels, averaged over the batch."""
-    cases = [(3, 11, torch.float64), (1, 12, torch.float32), (7, 13, torch.float32)] if hidden \
-        else [(4, 1, torch.float32)]
-    for b, seed, dtype in cases:
-        x = _images(b, seed, dtype)
-        x_hat = _images(b, seed + 100, dtype).requires_grad_(True)
-        out = run_student(reconstruction_loss, x, x_hat, name="reconstruction_loss",
-                          forbidden=[ref.reconstruction_loss])
-        if isinstance(out, torch.Tensor) and out.dim() > 0:
+    name = "ae.reconstruction_loss"
+    student = "reconstruction_loss"
+    passed = "‖x − x̂‖² summed over pixels, averaged over the batch — matches the reference."
+    n_hidden = 3
+
+    def inputs(self, seed: int, case: str) -> dict:
+        b = 4 if case == VISIBLE else 1 + seed % 7                           # hidden: batch 1..7
+        dtype = torch.float64 if case != VISIBLE and seed % 2 else torch.float32
+        return {"x": _images(b, seed, dtype), "x_hat": _images(b, seed + 100, dtype)}  # (B, 1, 28, 28)
+
+    def run(self, fn, inputs: dict) -> dict:
+        x, x_hat = inputs["x"], inputs["x_hat"].requires_grad_(True)
+        out = run_student(fn, x, x_hat, name=self.student, forbidden=[ref.reconstruction_loss])
+        if not isinstance(out, torch.Tensor):
+            return {"type": type(out).__name__}
+        grad = None  # d out / d x_hat, computed here so the judge sees where gradients flow
+        if out.requires_grad and out.dim() == 0:
+            (grad,) = torch.autograd.grad(out, x_hat, allow_unused=True)
+        return {"type": "Tensor", "out": out.detach(), "requires_grad": out.requires_grad,
+                "grad": grad if grad is not None else None}
+
+    def judge(self, inputs: dict, ev: dict) -> None:
+        x, x_hat = inputs["x"], inputs["x_hat"].requires_grad_(True)
+        name, b = self.student, x.shape[0]
+        out = tensor_evidence(ev, name)
+        if out.dim() > 0:
             if tuple(out.shape) == tuple(x.shape):
-                raise Mistake(f"`reconstruction_loss` returns a per-pixel tensor of shape {tuple(out.shape)}. "
-                              "Reduce it to one number: sum over the pixels, then average over the batch.")
+                raise Mistake(f"`{name}` returns a per-pixel tensor of shape {tuple(out.shape)}. Reduce it to "
+                              "one number: sum over the pixels, then average over the batch.", id="no-reduction")
             if tuple(out.shape) == (b,) and b > 1:
-                raise Mistake("`reconstruction_loss` returns one loss per image (shape (B,)). "
-                              "Average over the batch to get one number.")
-        out = expect_tensor(out, "reconstruction_loss", scalar=True)
-        if not out.requires_grad:
-            raise Mistake("`reconstruction_loss` returned a tensor without gradient: build it from torch "
-                          "operations on x_hat (no .item(), .detach() or numpy).")
+                raise Mistake(f"`{name}` returns one loss per image (shape (B,)). Average over the batch to get "
+                              "one number.", id="no-batch-mean")
+        out = expect_tensor(out, name, scalar=True)
+        expected = ref.reconstruction_loss(x, x_hat)
         with torch.no_grad():
-            expected = ref.reconstruction_loss(x, x_hat)
-            compare(out, expected, "reconstruction_loss", _loss_mistakes(x, x_hat), rtol=1e-5, atol=1e-4,
-                    what=f" (batch of {b})")
-    ok("reconstruction_loss: ‖x − x̂‖² summed over pixels, averaged over the batch — matches the reference.")
+            compare(out, expected, name, _loss_mistakes(x, x_hat), rtol=1e-5, atol=1e-4, what=f" (batch of {b})")
+        # where gradients flow: d loss / d x_hat must be the reference's, not merely "some graph"
+        (g_ref,) = torch.autograd.grad(expected, x_hat)
+        if not ev.get("requires_grad") or ev.get("grad") is None or not close(ev["grad"], g_ref, 1e-4, 1e-6):
+            raise Mistake(f"`{name}` returned the right number but no gradient reaches x_hat: build it from "
+                          "torch operations on x_hat (no .item(), .detach(), numpy or torch.tensor(...)).",
+                          id="no-gradient")
+
+
+check_reconstruction_loss = ReconstructionLoss()
 
 
 class _Tiny(nn.Module):
