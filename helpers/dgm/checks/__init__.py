@@ -10,10 +10,10 @@ from ._core import Mistake, ok  # noqa: F401
 
 import importlib as _importlib
 
-_LABS = ("ae", "vae", "gan", "ddpm")
+_LABS = ("ae", "vae", "gan", "ddpm", "flows")
 #: lab → its checks module. Each module declares ``CELLS``: test cell grade_id → the checks it runs
 #: (each a :class:`dgm.checks._check.Check`, run on its visible case and its hidden cases).
-LABS = {"01_autoencoder": "ae", "02_vae": "vae", "03_gan": "gan", "04_ddpm": "ddpm"}
+LABS = {"01_autoencoder": "ae", "02_vae": "vae", "03_gan": "gan", "04_ddpm": "ddpm", "05_flows": "flows"}
 
 
 def cells(lab: str) -> dict:
