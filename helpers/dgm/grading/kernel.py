@@ -8,7 +8,13 @@ only the student's code — not the grader — runs under the limits, read from 
 * ``DGM_GRADE_MEMORY_MB``: RLIMIT_DATA (heap and anonymous mappings). A memory blow-up fails
   with ``MemoryError`` / "can't allocate memory" inside the cell instead of taking down the machine;
 * ``DGM_GRADE_CPU_S``: RLIMIT_CPU, a backstop against a kernel that ignores interrupts;
-* core dumps are off, and the kernel dies with its grading worker (``PR_SET_PDEATHSIG``).
+* ``DGM_GRADE_NPROC``: RLIMIT_NPROC, a fork-bomb bound (processes and threads of the kernel's uid).
+  Set only inside the sandbox (:mod:`dgm.grading.sandbox`): outside it, the count would include all
+  of the grader's own processes;
+* ``DGM_GRADE_UID``: when started as root (the sandbox keeps only CAP_SETUID/CAP_SETGID), first drop
+  to this uid/gid — root is exempt from RLIMIT_NPROC, and the kernel should own nothing;
+* core dumps are off, and the kernel dies with its grading worker (``PR_SET_PDEATHSIG``, set after
+  the uid change, which would clear it).
 """
 from __future__ import annotations
 
@@ -24,6 +30,15 @@ def _limit(which: int, value: int) -> None:
     resource.setrlimit(which, (value, hard))
 
 
+def drop_privileges() -> None:
+    r"""As root with ``DGM_GRADE_UID`` set: become that uid/gid, with no supplementary groups."""
+    uid = int(os.environ.get("DGM_GRADE_UID", "-1") or -1)
+    if uid >= 0 and hasattr(os, "getuid") and os.getuid() == 0:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+
+
 def apply_limits() -> None:
     mb = int(os.environ.get("DGM_GRADE_MEMORY_MB", "0") or 0)
     if mb > 0:
@@ -31,6 +46,9 @@ def apply_limits() -> None:
     cpu = int(os.environ.get("DGM_GRADE_CPU_S", "0") or 0)
     if cpu > 0:
         _limit(resource.RLIMIT_CPU, cpu)
+    nproc = int(os.environ.get("DGM_GRADE_NPROC", "0") or 0)
+    if nproc > 0:
+        _limit(resource.RLIMIT_NPROC, nproc)
     _limit(resource.RLIMIT_CORE, 0)
     if sys.platform.startswith("linux"):
         try:
@@ -42,6 +60,7 @@ def apply_limits() -> None:
 
 
 if __name__ == "__main__":
+    drop_privileges()
     apply_limits()
     if sys.path and (sys.path[0] in ("", os.getcwd())):
         del sys.path[0]  # like ipykernel_launcher: the notebook's folder is added back by IPython

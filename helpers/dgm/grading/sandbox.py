@@ -1,0 +1,250 @@
+r"""Run the grading kernel inside a bubblewrap sandbox (Linux), or say why it cannot.
+
+API (all the grader needs)::
+
+    from dgm.grading import sandbox
+
+    st = sandbox.status()              # SandboxStatus(available: bool, reason: str), probed once per process
+    km = sandbox.kernel_manager(scratch, env={"DGM_GRADE_PLAN": "...", ...})
+    km.start_kernel(extra_arguments=[...], cwd=...)      # what nbclient does; the kernel runs in ``scratch``
+    argv = sandbox.kernel_command(scratch, env)          # the raw argv, with a "{connection_file}" placeholder
+
+* ``scratch`` is the one folder the kernel may write: it is bound read-write at the same path, is the
+  kernel's working directory and ``HOME``, and holds the connection file and the kernel's IPC sockets.
+  It must hold only what the student may see (the notebook's copy and its files) — never the
+  gradebook, ``source/`` or other submissions. Keep its path short (unix socket paths ≤ 100 chars).
+* ``env``: variables for the kernel, on top of a fixed minimal set (``None``: forward ``DGM_*``,
+  ``NBGRADER_EXECUTION`` and ``PYTHONWARNINGS`` from ``os.environ``). Everything else is cleared.
+* When :func:`status` is not available, :func:`kernel_manager` returns a plain (unsandboxed) manager
+  running the same limited launcher, and :func:`kernel_command` raises :class:`SandboxUnavailable`;
+  report ``"unsandboxed: " + status().reason``. ``DGM_SANDBOX=0`` turns the sandbox off on purpose.
+
+Inside the sandbox the kernel sees read-only: ``/usr`` (and the ``/bin``, ``/lib*`` links), a few
+``/etc`` files for the dynamic loader, the Python installation, the venv, the ``dgm`` package folder,
+``/sys/devices/system/cpu``; a fresh ``/dev``, ``/proc`` (own PID namespace) and ``/tmp``; no network
+(own, empty network namespace), its own session, IPC and hostname, and it dies with the grader. When
+the grader runs as root, the kernel drops to ``uid``/``gid`` 65534 so that ``RLIMIT_NPROC`` (a
+fork-bomb bound, see :mod:`dgm.grading.kernel`) applies and it owns nothing but ``scratch``.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Mapping
+
+__all__ = ["SandboxStatus", "SandboxUnavailable", "status", "kernel_command", "kernel_manager",
+           "NOBODY", "NPROC"]
+
+NOBODY = 65534  # uid/gid the kernel drops to when the grader is root
+NPROC = 256  # RLIMIT_NPROC inside the sandbox (processes + threads of the kernel's uid)
+_ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime")
+_FORWARD = ("NBGRADER_EXECUTION", "PYTHONWARNINGS")
+_MAX_SOCKET = 100  # sun_path is 108 bytes; "<scratch>/k-<port>" must fit
+
+
+class SandboxUnavailable(RuntimeError):
+    """bubblewrap cannot run here; ``status().reason`` says why."""
+
+
+@dataclass(frozen=True)
+class SandboxStatus:
+    available: bool
+    reason: str  # why not (or what is used, when available)
+
+
+def _root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _under(path: Path, roots: list[Path]) -> bool:
+    return any(path == r or r in path.parents for r in roots)
+
+
+def _dirs(args: list[str]) -> list[str]:
+    r"""Insert ``--perms 0755 --dir`` for the parents of every mount point (bwrap makes them 0700,
+    which a kernel that dropped to :data:`NOBODY` could not traverse)."""
+    out: list[str] = []
+    made: set[str] = {"/"}
+    i = 0
+    while i < len(args):
+        op = args[i]
+        width = 3 if op in ("--ro-bind", "--ro-bind-try", "--bind", "--symlink") else 2
+        if op in ("--tmpfs", "--proc", "--dev"):
+            made.add(args[i + 1])
+        if width == 3 or op in ("--tmpfs", "--proc", "--dev"):
+            dest = Path(args[i + width - 1])
+            for parent in reversed(dest.parents):
+                if str(parent) not in made:
+                    out += ["--perms", "0755", "--dir", str(parent)]
+                    made.add(str(parent))
+            made.add(str(dest))
+        out += args[i:i + width]
+        i += width
+    return out
+
+
+def _mounts(python: str) -> list[str]:
+    r"""The read-only part of the file system: system libraries, Python, the venv, the dgm package."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            args += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            args += ["--ro-bind", top, top]
+    for name in _ETC:
+        args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    args += ["--ro-bind-try", "/sys/devices/system/cpu", "/sys/devices/system/cpu"]  # torch's cpuinfo
+    bound = [Path("/usr")]
+    exe = Path(python).absolute()
+    venv = exe.parent.parent if (exe.parent.parent / "pyvenv.cfg").exists() else None
+    dgm_dir = Path(__file__).resolve().parent.parent  # the dgm package (an editable install lives in the repo)
+    wanted = [Path(sys.base_prefix), Path(sys.base_exec_prefix), exe.resolve().parent.parent, venv, dgm_dir]
+    for path in wanted:
+        if path is not None and path.is_dir() and not _under(path, bound):
+            args += ["--ro-bind", str(path), str(path)]
+            bound.append(path)
+    return args
+
+
+def _env(scratch: Path, python: str, env: Mapping[str, str] | None) -> dict[str, str]:
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if k.startswith("DGM_") or k in _FORWARD}
+    base = {
+        "PATH": f"{Path(python).absolute().parent}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(scratch), "USER": "student", "LOGNAME": "student", "LANG": "C.UTF-8",
+        "TMPDIR": "/tmp", "MPLBACKEND": "Agg", "MPLCONFIGDIR": str(scratch / ".config" / "matplotlib"),
+        "IPYTHONDIR": str(scratch / ".ipython"), "XDG_CACHE_HOME": str(scratch / ".cache"),
+        "DGM_DATA": str(scratch / ".cache" / "dgm"), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+        "JPY_PARENT_PID": "1",  # no parent poller (ppid is 1 in the PID namespace; bwrap ties the lifetimes)
+        "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1", "DGM_GRADE_NPROC": str(NPROC),
+    }
+    base.update({k: str(v) for k, v in env.items()})
+    base["DGM_SANDBOXED"] = "1"
+    if _root():
+        base["DGM_GRADE_UID"] = str(NOBODY)
+    return base
+
+
+def _bwrap_args(scratch: Path, python: str, env: Mapping[str, str] | None, data: Path | None) -> list[str]:
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        raise SandboxUnavailable("bubblewrap (bwrap) is not installed: apt-get install bubblewrap")
+    scratch = Path(scratch).absolute()
+    mounts = [*_mounts(python), "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    if data is not None:  # a pre-filled dataset cache, read-only
+        mounts += ["--ro-bind", str(Path(data).absolute()), str(Path(data).absolute())]
+    args = [bwrap, *_dirs(mounts + ["--bind", str(scratch), str(scratch)]), "--chdir", str(scratch),
+            "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+            "--hostname", "grader", "--die-with-parent", "--new-session", "--clearenv"]
+    if _root():  # kernel.py drops to NOBODY, so RLIMIT_NPROC applies (root is exempt from it)
+        args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    variables = _env(scratch, python, env)
+    if data is not None:
+        variables["DGM_DATA"] = str(Path(data).absolute())
+    for key, value in variables.items():
+        args += ["--setenv", key, value]
+    return args + ["--"]
+
+
+@lru_cache(maxsize=None)
+def _probe(python: str) -> SandboxStatus:
+    if not sys.platform.startswith("linux"):
+        return SandboxStatus(False, f"bubblewrap needs Linux (this is {sys.platform})")
+    if os.environ.get("DGM_SANDBOX", "1") == "0":
+        return SandboxStatus(False, "turned off by DGM_SANDBOX=0")
+    probe_dir = Path("/tmp") / f"dgm-sandbox-probe-{os.getpid()}"
+    try:
+        probe_dir.mkdir(exist_ok=True)
+        argv = _bwrap_args(probe_dir, python, {}, None) + [python, "-I", "-S", "-c", "pass"]
+        run = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    except SandboxUnavailable as err:
+        return SandboxStatus(False, str(err))
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return SandboxStatus(False, f"bubblewrap could not start: {type(err).__name__}: {err}")
+    finally:
+        shutil.rmtree(probe_dir, ignore_errors=True)
+    if run.returncode != 0:
+        said = (run.stderr.strip().splitlines() or [f"exit status {run.returncode}"])[-1]
+        return SandboxStatus(False, f"bubblewrap does not work here (user namespaces off?): {said}")
+    return SandboxStatus(True, f"bubblewrap {shutil.which('bwrap')}")
+
+
+def status(python: str = sys.executable) -> SandboxStatus:
+    r"""Can the kernel be sandboxed? Runs ``bwrap … python -c pass`` once per process (cached)."""
+    return _probe(python)
+
+
+def kernel_command(scratch: Path, env: Mapping[str, str] | None = None, python: str = sys.executable,
+                   data: Path | None = None) -> list[str]:
+    r"""``bwrap … -- python -m dgm.grading.kernel -f {connection_file}``: the sandboxed kernel's argv.
+
+    ``data``: an optional folder with a pre-filled dataset cache, bound read-only as ``DGM_DATA``
+    (default: ``DGM_DATA`` is ``scratch/.cache/dgm``, writable). Raises :class:`SandboxUnavailable`.
+    """
+    st = status(python)
+    if not st.available:
+        raise SandboxUnavailable(st.reason)
+    return _bwrap_args(Path(scratch), python, env, data) + [
+        python, "-m", "dgm.grading.kernel", "-f", "{connection_file}"]
+
+
+def kernel_manager(scratch: Path, env: Mapping[str, str] | None = None, python: str = sys.executable,
+                   data: Path | None = None):
+    r"""A ready, not yet started ``jupyter_client.KernelManager`` for the grading kernel in ``scratch``.
+
+    Sandboxed when :func:`status` allows (IPC transport, connection file and sockets in ``scratch``),
+    else a plain manager for the same limited launcher with ``env`` added to the environment.
+    Start it with ``km.start_kernel(...)`` (nbclient does); interrupts go over the control channel.
+    """
+    from jupyter_client import KernelManager
+    from jupyter_client.kernelspec import KernelSpec
+
+    scratch = Path(scratch).absolute()
+    scratch.mkdir(parents=True, exist_ok=True)
+    spec = dict(display_name="Python 3 (dgm grading)", language="python", interrupt_mode="message")
+    if not status(python).available:
+        extra = {k: str(v) for k, v in (env or {}).items()}
+        argv = [python, "-m", "dgm.grading.kernel", "-f", "{connection_file}"]
+        km = KernelManager(kernel_name="")
+        km._kernel_spec = KernelSpec(argv=argv, env=extra, **spec)
+        return km
+    if len(str(scratch)) + 8 > _MAX_SOCKET:
+        raise ValueError(f"scratch path too long for unix sockets ({len(str(scratch))} chars): {scratch}")
+    km = _manager_class()(kernel_name="", transport="ipc", ip=str(scratch / "k"),
+                                 connection_file=str(scratch / "kernel.json"))
+    km._kernel_spec = KernelSpec(argv=kernel_command(scratch, env, python, data), **spec)
+    km.scratch = scratch
+    return km
+
+
+def _give(path: Path) -> None:
+    r"""chown ``path`` (recursively) to :data:`NOBODY`, the uid the sandboxed kernel drops to."""
+    os.chown(path, NOBODY, NOBODY, follow_symlinks=False)
+    if path.is_dir() and not path.is_symlink():
+        for root, dirs, files in os.walk(path):
+            for name in dirs + files:
+                os.chown(os.path.join(root, name), NOBODY, NOBODY, follow_symlinks=False)
+
+
+@lru_cache(maxsize=1)
+def _manager_class():  # jupyter_client is imported only when a manager is needed
+    from jupyter_client import KernelManager
+
+    class SandboxedKernelManager(KernelManager):
+        r"""Writes the connection file into scratch and, as root, hands scratch to the kernel's uid."""
+
+        scratch: Path
+
+        def write_connection_file(self, **kwargs) -> None:
+            super().write_connection_file(**kwargs)
+            if _root():
+                _give(self.scratch)
+
+    return SandboxedKernelManager
+
+
