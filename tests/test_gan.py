@@ -1,6 +1,8 @@
 """dgm.gan (reference GAN) and dgm.checks.gan (lab 3 checks): math, devices, dtypes, named mistakes."""
 from __future__ import annotations
 
+import copy
+import json
 import math
 
 import pytest
@@ -9,7 +11,9 @@ import torch.nn.functional as F
 
 import dgm
 import dgm.gan as Gm
+from dgm.checks import evidence
 from dgm.checks import gan as C
+from dgm.checks._check import Verdict
 from dgm.checks._core import Mistake
 
 
@@ -256,7 +260,11 @@ def test_minimax_matches_on_the_balanced_ring_but_saturates_when_d_leads():
     assert norms["nonsaturating"] > 20 * norms["minimax"], norms
 
 
-# ----------------------------------------------------------------------------- checks: correct answers pass
+# ----------------------------------------------------------------------------- checks: answers
+def _sp(x):
+    return F.softplus(x)
+
+
 def good_noise(n, dim):
     return torch.randn(n, dim)
 
@@ -272,26 +280,97 @@ def good_g_loss(fake_logits, kind="nonsaturating"):
     return -F.softplus(fake_logits).mean()
 
 
-def good_step(G, D, opt_g, opt_d, real, z, kind="nonsaturating"):
+def good_step(G, D, opt_g, opt_d, real, z, kind="nonsaturating", d_loss=None, g_loss=None):
+    d_loss = d_loss or good_d_loss
+    g_loss = g_loss or good_g_loss
     fake = G(z)
     opt_d.zero_grad()
-    loss_d = good_d_loss(D(real), D(fake.detach()))
+    loss_d = d_loss(D(real), D(fake.detach()))
     loss_d.backward()
     opt_d.step()
     opt_g.zero_grad()
-    loss_g = good_g_loss(D(fake), kind)
+    loss_g = g_loss(D(fake), kind=kind)
     loss_g.backward()
     opt_g.step()
     return loss_d.item(), loss_g.item()
 
 
-CHECKS = [(C.check_sample_noise, good_noise), (C.check_discriminator_loss, good_d_loss),
-          (C.check_generator_loss, good_g_loss), (C.check_train_step, good_step)]
+GOOD = {
+    C.check_sample_noise: {
+        "randn": good_noise,
+        "normal": lambda n, dim: torch.normal(0.0, 1.0, size=(n, dim)),
+        "distribution": lambda n, dim: torch.distributions.Normal(0.0, 1.0).sample((n, dim)),
+        "normal_": lambda n, dim: torch.empty(n, dim).normal_(),
+        "float64_flat": lambda n, dim: torch.randn(n * dim, dtype=torch.float64).view(n, dim),
+    },
+    C.check_discriminator_loss: {
+        "bce_with_logits": good_d_loss,
+        "softplus": lambda r, f: 0.5 * _sp(-r).mean() + 0.5 * _sp(f).mean(),
+        "logsigmoid": lambda r, f: -0.5 * F.logsigmoid(r).mean() - 0.5 * F.logsigmoid(-f).mean(),
+        "module": lambda r, f: 0.5 * (torch.nn.BCEWithLogitsLoss()(r, torch.ones_like(r))
+                                      + torch.nn.BCEWithLogitsLoss()(f, torch.zeros_like(f))),
+        "bernoulli": lambda r, f: -0.5 * torch.distributions.Bernoulli(logits=r).log_prob(torch.ones_like(r)).mean()
+        - 0.5 * torch.distributions.Bernoulli(logits=f).log_prob(torch.zeros_like(f)).mean(),
+    },
+    C.check_generator_loss: {
+        "logsigmoid": good_g_loss,
+        "softplus": lambda l, kind="nonsaturating": _sp(-l).mean() if kind == "nonsaturating" else -_sp(l).mean(),
+        "bce": lambda l, kind="nonsaturating": F.binary_cross_entropy_with_logits(l, torch.ones_like(l))
+        if kind == "nonsaturating" else -F.binary_cross_entropy_with_logits(l, torch.zeros_like(l)),
+        "dict": lambda fake_logits, kind="nonsaturating": {"nonsaturating": lambda: -F.logsigmoid(fake_logits),
+                                                           "minimax": lambda: F.logsigmoid(-fake_logits)}[kind]().mean(),
+    },
+}
+
+
+def _step_no_grad(G, D, opt_g, opt_d, real, z, kind="nonsaturating", d_loss=None, g_loss=None):
+    """no_grad fakes for D, fresh G(z) for G, keyword calls of the passed-in losses, tensors returned."""
+    with torch.no_grad():
+        fake = G(z)
+    opt_d.zero_grad(set_to_none=False)
+    loss_d = d_loss(real_logits=D(real), fake_logits=D(fake))
+    loss_d.backward()
+    opt_d.step()
+    opt_g.zero_grad(set_to_none=False)
+    loss_g = g_loss(fake_logits=D(G(z)), kind=kind)
+    loss_g.backward()
+    opt_g.step()
+    return loss_d.detach(), loss_g.detach()
+
+
+def _step_cat(G, D, opt_g, opt_d, real, z, kind="nonsaturating", d_loss=None, g_loss=None):
+    """one D pass over torch.cat([real, fakes]); module-level zero_grad; D frozen during the G step."""
+    fake = G(z)
+    D.zero_grad()
+    logits = D(torch.cat([real, fake.detach()]))
+    loss_d = d_loss(logits[:len(real)], logits[len(real):])
+    loss_d.backward()
+    opt_d.step()
+    G.zero_grad()
+    D.requires_grad_(False)
+    loss_g = g_loss(D(fake), kind)
+    loss_g.backward()
+    D.requires_grad_(True)
+    opt_g.step()
+    return [float(loss_d), float(loss_g)]
+
+
+def _buggy_own_d_loss(r, f):  # the student's own, wrong J_D: must not cost the train_step part
+    return _sp(r).mean()
+
+
+def _step_ecf(G, D, opt_g, opt_d, real, z, kind="nonsaturating", d_loss=_buggy_own_d_loss, g_loss=None):
+    return good_step(G, D, opt_g, opt_d, real, z, kind, d_loss=d_loss, g_loss=g_loss)
+
+
+GOOD[C.check_train_step] = {"solution": good_step, "no_grad_keywords": _step_no_grad, "cat_batch": _step_cat,
+                            "ecf_buggy_default": _step_ecf}
+GOOD_CASES = [pytest.param(check, fn, id=f"{check.student}-{k}") for check, d in GOOD.items() for k, fn in d.items()]
 
 
 @pytest.mark.parametrize("hidden", [False, True])
-@pytest.mark.parametrize("check,fn", CHECKS)
-def test_correct_solutions_pass_with_one_line_and_clean_stderr(check, fn, hidden, capsys):
+@pytest.mark.parametrize("check,fn", GOOD_CASES)
+def test_correct_answers_pass_with_one_line_and_clean_stderr(check, fn, hidden, capsys):
     before = torch.random.get_rng_state()
     check(fn, hidden=hidden)
     out = capsys.readouterr()
@@ -299,44 +378,56 @@ def test_correct_solutions_pass_with_one_line_and_clean_stderr(check, fn, hidden
     assert torch.equal(before, torch.random.get_rng_state())  # the notebook's RNG is untouched
 
 
+@pytest.mark.parametrize("check", list(GOOD))
+def test_reference_answer_passes_hidden_cases_of_many_seeds(check):
+    fn = next(iter(GOOD[check].values()))
+    for seed in range(0, 400, 23):
+        for case in check.all_cases():
+            assert _in_kernel(check, fn, case, seed) == (True, None), (case, seed)
+
+
 # ----------------------------------------------------------------------------- checks: named mistakes
-def _sp(x):
-    return F.softplus(x)
-
-
-def _fixed_noise(n, dim):
-    return torch.randn(n, dim, generator=torch.Generator().manual_seed(0))
+def _const(n, dim):
+    return torch.full((n, dim), 0.5)
 
 
 NOISE_MISTAKES = {
-    "transposed": (lambda n, d: torch.randn(d, n), "rows and columns are swapped"),
-    "uniform01": (lambda n, d: torch.rand(n, d), r"uniform on \[0, 1\)"),
-    "uniform11": (lambda n, d: 2 * torch.rand(n, d) - 1, r"uniform on \[−1, 1\]"),
-    "scaled": (lambda n, d: 0.5 * torch.randn(n, d), "standard deviation 0.5"),
-    "shifted": (lambda n, d: torch.randn(n, d) + 0.5, r"has mean 0\.[45]"),
-    "uniform_std1": (lambda n, d: (torch.rand(n, d) - 0.5) * math.sqrt(12), "not Gaussian"),
-    "same_each_call": (_fixed_noise, "same numbers on two calls"),
-    "one_row": (lambda n, d: torch.randn(1, d).expand(n, d), "every row is the same"),
-    "stub": (lambda n, d: (_ for _ in ()).throw(NotImplementedError), "not implemented yet"),
+    "transposed": (lambda n, d: torch.randn(d, n), "transposed"),
+    "constant": (_const, "same-each-call"),
+    "zeros": (lambda n, d: torch.zeros(n, d), "same-each-call"),
+    "uniform01": (lambda n, d: torch.rand(n, d), "uniform-01"),
+    "uniform11": (lambda n, d: 2 * torch.rand(n, d) - 1, "uniform-11"),
+    "scaled": (lambda n, d: 0.5 * torch.randn(n, d), "wrong-std"),
+    "shifted": (lambda n, d: torch.randn(n, d) + 0.5, "wrong-mean"),
+    "uniform_std1": (lambda n, d: (torch.rand(n, d) - 0.5) * math.sqrt(12), "not-gaussian"),
+    "same_each_call": (lambda n, d: torch.randn(n, d, generator=torch.Generator().manual_seed(0)), "same-each-call"),
+    "one_row": (lambda n, d: torch.randn(1, d).expand(n, d), "rows-repeated"),
+    "correlated": (lambda n, d: torch.randn(n, 1).expand(n, d) * 0.6 + 0.8 * torch.randn(n, d), "correlated"),
+    "integers": (lambda n, d: torch.randint(-2, 3, (n, d)), "not-float"),
+    "numpy": (lambda n, d: torch.randn(n, d).numpy(), "not-a-tensor"),
+    "stub": (lambda n, d: (_ for _ in ()).throw(NotImplementedError), "not-implemented"),
 }
 
 D_MISTAKES = {
-    "labels_swapped": (lambda r, f: 0.5 * _sp(r).mean() + 0.5 * _sp(-f).mean(), "labels are swapped"),
-    "sigmoid_twice": (lambda r, f: good_d_loss(torch.sigmoid(r), torch.sigmoid(f)), "sigmoid applied twice"),
-    "sum": (lambda r, f: 0.5 * _sp(-r).sum() + 0.5 * _sp(f).sum(), "mean vs sum"),
-    "no_half": (lambda r, f: _sp(-r).mean() + _sp(f).mean(), "½ factors are missing"),
-    "sign": (lambda r, f: -good_d_loss(r, f), "sign is flipped"),
+    "labels_swapped": (lambda r, f: 0.5 * _sp(r).mean() + 0.5 * _sp(-f).mean(), "labels-swapped"),
+    "sigmoid_twice": (lambda r, f: good_d_loss(torch.sigmoid(r), torch.sigmoid(f)), "sigmoid-twice"),
+    "sum": (lambda r, f: 0.5 * _sp(-r).sum() + 0.5 * _sp(f).sum(), "sum-not-mean"),
+    "no_half": (lambda r, f: _sp(-r).mean() + _sp(f).mean(), "missing-half"),
+    "sign": (lambda r, f: -good_d_loss(r, f), "sign-flipped"),
     "cat_mean": (lambda r, f: F.binary_cross_entropy_with_logits(
-        torch.cat([r, f]), torch.cat([torch.ones_like(r), torch.zeros_like(f)])), "torch.cat"),
-    "only_real": (lambda r, f: 0.5 * _sp(-r).mean(), "only the real term"),
+        torch.cat([r, f]), torch.cat([torch.ones_like(r), torch.zeros_like(f)])), "pooled-mean"),
+    "only_real": (lambda r, f: 0.5 * _sp(-r).mean(), "only-real-term"),
+    "only_fake": (lambda r, f: 0.5 * _sp(f).mean(), "only-fake-term"),
     "naive_log": (lambda r, f: -0.5 * torch.log(torch.sigmoid(r)).mean() - 0.5 * torch.log(1 - torch.sigmoid(f)).mean(),
-                  "numerically unstable"),
+                  "numerically-unstable"),
     "bce_on_sigmoid": (lambda r, f: 0.5 * F.binary_cross_entropy(torch.sigmoid(r), torch.ones_like(r))
-                       + 0.5 * F.binary_cross_entropy(torch.sigmoid(f), torch.zeros_like(f)), "numerically unstable"),
+                       + 0.5 * F.binary_cross_entropy(torch.sigmoid(f), torch.zeros_like(f)), "numerically-unstable"),
     "bce_on_logits": (lambda r, f: 0.5 * F.binary_cross_entropy(r, torch.ones_like(r))
-                      + 0.5 * F.binary_cross_entropy(f, torch.zeros_like(f)), "expects probabilities"),
-    "item": (lambda r, f: good_d_loss(r, f).item(), "Python float loses the graph"),
-    "detached": (lambda r, f: good_d_loss(r, f).detach(), "not connected to the logits"),
+                      + 0.5 * F.binary_cross_entropy(f, torch.zeros_like(f)), "bce-on-logits"),
+    "item": (lambda r, f: good_d_loss(r, f).item(), "not-a-tensor"),
+    "detached": (lambda r, f: good_d_loss(r, f).detach(), "no-gradient"),
+    "per_sample": (lambda r, f: 0.5 * _sp(-r) + 0.5 * _sp(f).mean(), "not-scalar"),
+    "crash": (lambda r, f: r @ f, "crash"),
 }
 
 
@@ -346,30 +437,38 @@ def _g(ns, mm):
 
 _NS, _MM = (lambda l: _sp(-l).mean()), (lambda l: -_sp(l).mean())
 G_MISTAKES = {
-    "ns_as_minimax": (_g(_MM, _MM), "kind='nonsaturating' you implemented the minimax"),
-    "minimax_as_ns": (_g(_NS, _NS), "kind='minimax' you implemented the non-saturating"),
-    "swapped_kinds": (_g(_MM, _NS), "kind='nonsaturating' you implemented the minimax"),
-    "minimax_sign": (_g(_NS, lambda l: _sp(l).mean()), "wrong sign of the minimax loss"),
-    "ns_sign": (_g(lambda l: -_sp(-l).mean(), _MM), "wrong sign: the non-saturating"),
-    "sigmoid_twice": (_g(lambda l: _NS(torch.sigmoid(l)), _MM), "sigmoid applied twice"),
-    "sum": (_g(lambda l: _sp(-l).sum(), lambda l: -_sp(l).sum()), "mean vs sum"),
-    "half": (_g(lambda l: 0.5 * _NS(l), _MM), "half the expected"),
-    "naive_minimax": (_g(_NS, lambda l: torch.log(1 - torch.sigmoid(l)).mean()), "numerically unstable"),
-    "ns_uses_d_label": (_g(lambda l: _sp(l).mean(), _MM), "fake-label term"),
+    "ns_as_minimax": (_g(_MM, _MM), "minimax-for-nonsaturating"),
+    "minimax_as_ns": (_g(_NS, _NS), "nonsaturating-for-minimax"),
+    "swapped_kinds": (_g(_MM, _NS), "minimax-for-nonsaturating"),
+    "minimax_sign": (_g(_NS, lambda l: _sp(l).mean()), "wrong-sign"),
+    "ns_sign": (_g(lambda l: -_sp(-l).mean(), _MM), "wrong-sign"),
+    "log_d_for_minimax": (_g(_NS, lambda l: -_sp(-l).mean()), "log-d-for-minimax"),
+    "sigmoid_twice": (_g(lambda l: _NS(torch.sigmoid(l)), _MM), "sigmoid-twice"),
+    "sum": (_g(lambda l: _sp(-l).sum(), lambda l: -_sp(l).sum()), "sum-not-mean"),
+    "half": (_g(lambda l: 0.5 * _NS(l), _MM), "half-factor"),
+    "naive_minimax": (_g(_NS, lambda l: torch.log(1 - torch.sigmoid(l)).mean()), "numerically-unstable"),
+    "ns_uses_d_label": (_g(lambda l: _sp(l).mean(), _MM), "fake-label-term"),
+    "bce_on_logits": (_g(lambda l: F.binary_cross_entropy(l, torch.ones_like(l)), _MM), "bce-on-logits"),
+    "minimax_default": (lambda l, kind="minimax": good_g_loss(l, kind), "wrong-default"),
+    "item": (_g(lambda l: _NS(l).item(), _MM), "not-a-tensor"),
 }
 
 
 def _step(detach=True, recompute=False, d_first=True, zero_d=True, zero_g=True, g_detach=False,
-          extra_d_step=False, use_kind=True, swap_return=False, stale_logits=False):
+          extra_d_step=False, use_kind=True, swap_return=False, stale_logits=False, own_losses=False,
+          swap_d_args=False, no_return=False):
     """A train_step with one configurable mistake."""
-    def step(G, D, opt_g, opt_d, real, z, kind="nonsaturating"):
+    def step(G, D, opt_g, opt_d, real, z, kind="nonsaturating", d_loss=None, g_loss=None):
+        if own_losses:
+            d_loss, g_loss = good_d_loss, good_g_loss
         k = kind if use_kind else "nonsaturating" if kind == "minimax" else "minimax"
         fake = G(z)
 
         def d_part():
             if zero_d:
                 opt_d.zero_grad()
-            loss_d = good_d_loss(D(real), D(fake.detach() if detach else fake))
+            args = (D(real), D(fake.detach() if detach else fake))
+            loss_d = d_loss(*(args[::-1] if swap_d_args else args))
             loss_d.backward()
             return loss_d
 
@@ -377,7 +476,7 @@ def _step(detach=True, recompute=False, d_first=True, zero_d=True, zero_g=True, 
             if zero_g:
                 opt_g.zero_grad()
             f = G(z) if recompute else fake
-            loss_g = good_g_loss(logits if logits is not None else D(f.detach() if g_detach else f), k)
+            loss_g = g_loss(logits if logits is not None else D(f.detach() if g_detach else f), kind=k)
             loss_g.backward()
             opt_g.step()
             if extra_d_step:
@@ -394,43 +493,151 @@ def _step(detach=True, recompute=False, d_first=True, zero_d=True, zero_g=True, 
             opt_d.step()
             loss_g = g_part(old)
         out = (loss_d.item(), loss_g.item())
-        return out[::-1] if swap_return else out
+        return None if no_return else out[::-1] if swap_return else out
     return step
 
 
 STEP_MISTAKES = {
-    "no_detach_recompute": (_step(detach=False, recompute=True), "received gradient from the discriminator loss"),
-    "no_detach_single_graph": (_step(detach=False), "missing detach"),
-    "g_step_updates_d": (_step(extra_d_step=True), "generator step updated D's parameters"),
-    "g_before_d": (_step(d_first=False), "updated G before D"),
-    "no_zero_grad_d": (_step(zero_d=False), "call opt_d.zero_grad"),
-    "no_zero_grad_g": (_step(zero_g=False), "call opt_g.zero_grad"),
-    "detached_g_step": (_step(g_detach=True), "G's parameters did not change"),
-    "kind_ignored": (_step(use_kind=False), "`kind` argument is ignored"),
-    "swapped_return": (_step(swap_return=True), "wrong order"),
-    "stale_d_logits": (_step(stale_logits=True), "BEFORE opt_d.step"),
+    "no_detach_recompute": (_step(detach=False, recompute=True), "missing-detach"),
+    "no_detach_single_graph": (_step(detach=False), "missing-detach"),
+    "g_step_updates_d": (_step(extra_d_step=True), "g-step-updates-d"),
+    "g_before_d": (_step(d_first=False), "g-before-d"),
+    "no_zero_grad_d": (_step(zero_d=False), "stale-grad-d"),
+    "no_zero_grad_g": (_step(zero_g=False), "stale-grad-g"),
+    "detached_g_step": (_step(g_detach=True), "g-not-updated"),
+    "kind_ignored": (_step(use_kind=False), "kind-ignored"),
+    "swapped_return": (_step(swap_return=True), "losses-swapped"),
+    "stale_d_logits": (_step(stale_logits=True), "stale-d-logits"),
+    "own_losses": (_step(own_losses=True), "d-loss-unused"),
+    "swapped_d_args": (_step(swap_d_args=True), "d-loss-args-swapped"),
+    "no_return": (_step(no_return=True), "wrong-return"),
+    "no_loss_params": (lambda G, D, opt_g, opt_d, real, z, kind="nonsaturating": None, "crash"),
 }
 
-MISTAKE_CASES = (
-    [pytest.param(C.check_sample_noise, fn, msg, id=f"noise-{k}") for k, (fn, msg) in NOISE_MISTAKES.items()]
-    + [pytest.param(C.check_discriminator_loss, fn, msg, id=f"d-{k}") for k, (fn, msg) in D_MISTAKES.items()]
-    + [pytest.param(C.check_generator_loss, fn, msg, id=f"g-{k}") for k, (fn, msg) in G_MISTAKES.items()]
-    + [pytest.param(C.check_train_step, fn, msg, id=f"step-{k}") for k, (fn, msg) in STEP_MISTAKES.items()]
-)
+MISTAKES = {C.check_sample_noise: NOISE_MISTAKES, C.check_discriminator_loss: D_MISTAKES,
+            C.check_generator_loss: G_MISTAKES, C.check_train_step: STEP_MISTAKES}
+MISTAKE_CASES = [pytest.param(check, fn, mid, id=f"{check.student}-{k}")
+                 for check, d in MISTAKES.items() for k, (fn, mid) in d.items()]
 
 
-@pytest.mark.parametrize("check,fn,message", MISTAKE_CASES)
-def test_each_known_mistake_is_named(check, fn, message, capsys):
-    hidden_ok = not message.startswith("kind='nonsaturating'")  # the hidden train_step plays minimax
-    for hidden in ([False, True] if hidden_ok else [False]):
-        with pytest.raises(Mistake, match=message):
+@pytest.mark.parametrize("check,fn,mistake_id", MISTAKE_CASES)
+def test_each_known_mistake_is_named_by_its_id(check, fn, mistake_id, capsys):
+    for hidden in (False, True):
+        with pytest.raises(Mistake) as err:
             check(fn, hidden=hidden)
+        assert err.value.id == mistake_id, (hidden, str(err.value))
     assert capsys.readouterr().err == ""
 
 
-def test_hidden_generator_check_requires_nonsaturating_default():
-    with pytest.raises(Mistake, match="default to the non-saturating"):
-        C.check_generator_loss(lambda l, kind="minimax": good_g_loss(l, kind), hidden=True)
+def test_named_mistake_messages_keep_the_pipeline_phrases():
+    with pytest.raises(Mistake, match="labels are swapped"):
+        C.check_discriminator_loss(D_MISTAKES["labels_swapped"][0])
+    with pytest.raises(Mistake, match="missing detach"):
+        C.check_train_step(STEP_MISTAKES["no_detach_recompute"][0])
+
+
+# ----------------------------------------------------------------------------- checks: the verdict agrees
+def _in_kernel(check, fn, case, seed):
+    try:
+        check.judge(check.inputs(seed, case), check.run(fn, check.inputs(seed, case)))
+    except Mistake as m:
+        return False, m.id
+    return True, None
+
+
+def _via_record(check, fn, case, seed):
+    rec = check.record(fn, "test_cell", case, seed)
+    v = check.verdict(case, seed, evidence.parse(json.dumps(evidence.to_json(rec))))
+    return v.passed, v.mistake
+
+
+ALL_ANSWERS = [pytest.param(check, fn, id=f"{check.student}-{k}") for check, d in GOOD.items() for k, fn in d.items()] \
+    + [pytest.param(check, fn, id=f"{check.student}-{k}") for check, d in MISTAKES.items() for k, (fn, _) in d.items()]
+
+
+@pytest.mark.parametrize("check,fn", ALL_ANSWERS)
+def test_verdict_from_json_evidence_agrees_with_the_in_kernel_judge(check, fn):
+    for case in check.all_cases():
+        seed = 7 + 1000 * len(case)
+        assert _via_record(check, fn, case, seed) == _in_kernel(check, fn, case, seed), case
+
+
+def test_cells_cover_every_autograded_test_cell():
+    import nbformat
+    from pathlib import Path
+
+    nb = nbformat.read(Path(__file__).resolve().parents[1] / "course/source/03_gan/03_gan.ipynb", as_version=4)
+    graded = {c.metadata["nbgrader"]["grade_id"] for c in nb.cells if c.cell_type == "code"
+              and c.metadata.get("nbgrader", {}).get("grade")}
+    assert set(C.CELLS) == graded
+    assert dgm.checks.cells("03_gan") is C.CELLS
+
+
+# ----------------------------------------------------------------------------- checks: forged evidence
+def _leaves(v, path=()):
+    if isinstance(v, dict):
+        for k, x in v.items():
+            yield from _leaves(x, path + (k,))
+    elif isinstance(v, list):
+        for i, x in enumerate(v):
+            yield from _leaves(x, path + (i,))
+    else:
+        yield path, v
+
+
+def _replaced(values, path, new):
+    out = copy.deepcopy(values)
+    if new is _DELETE:
+        node = out
+        for p in path[:-1]:
+            node = node[p]
+        del node[path[-1]]
+        return out
+    node = out
+    for p in path[:-1]:
+        node = node[p]
+    node[path[-1]] = new
+    return out
+
+
+_DELETE = object()
+ESSENTIAL = {  # evidence a pass needs: forging any of it must fail
+    C.check_sample_noise: [("z", "out"), ("z2", "out"), ("small", 0, "out")],
+    C.check_discriminator_loss: [("main", "out"), ("main", "grads", 0), ("main", "grads", 1), ("big", "out")],
+    C.check_generator_loss: [("nonsaturating", "main", "out"), ("minimax", "main", "grads", 0),
+                             ("minimax", "big", "out"), ("default", "out")],
+    C.check_train_step: [("G",), ("D",), ("d_after_step",), ("losses", 0)],
+}
+
+
+@pytest.mark.parametrize("check", list(GOOD))
+def test_forged_evidence_gives_a_failed_verdict_never_an_exception(check):
+    fn = next(iter(GOOD[check].values()))
+    seed, case = 11, "hidden-1"
+    rec = evidence.parse(json.dumps(evidence.to_json(check.record(fn, "cell", case, seed))))
+    assert check.verdict(case, seed, rec).passed
+
+    def verdict(values):
+        return check.verdict(case, seed, evidence.Record(rec.cell, rec.check, case, seed, values, None))
+
+    for path, leaf in _leaves(rec.values):  # every leaf: no exception, whatever it becomes
+        forged = [_DELETE, "a string", float("nan"), None, [1, 2], {"x": 1}]
+        if isinstance(leaf, torch.Tensor):
+            forged += [torch.full_like(leaf.double(), float("nan")), leaf.reshape(-1)[:1].repeat(3), leaf.int()]
+        for new in forged:
+            v = verdict(_replaced(rec.values, path, new))
+            assert isinstance(v, Verdict)
+            if path in ESSENTIAL[check] and not (isinstance(new, torch.Tensor) and new.dtype == torch.int32
+                                                  and torch.equal(new.double(), leaf.double())):
+                assert not v.passed, (path, new)
+    for key in rec.values:  # a missing top-level key
+        v = verdict({k: x for k, x in rec.values.items() if k != key})
+        assert isinstance(v, Verdict)
+        if any(p[0] == key for p in ESSENTIAL[check]):
+            assert not v.passed, key
+    assert not check.verdict(case, seed, None).passed
+    bad = evidence.Record(rec.cell, rec.check, case, seed, {}, {"id": "crash", "message": "boom"})
+    assert check.verdict(case, seed, bad).mistake == "crash"
 
 
 # ----------------------------------------------------------------------------- checks: shortcut guard
@@ -451,3 +658,15 @@ def test_reference_calls_are_rejected_even_under_another_name():
     for check, fn in cases:
         with pytest.raises(Mistake, match="reference implementation"):
             check(fn)
+        assert not _via_record(check, fn, "hidden-1", 5)[0]
+
+
+def test_no_check_branches_on_message_text():
+    import inspect
+
+    import dgm.checks._gan_losses as L
+    import dgm.checks._gan_step as S
+
+    for mod in (C, L, S):
+        src = inspect.getsource(mod)
+        assert "__cause__" not in src and "between 0 and 1" not in src and "in str(" not in src
