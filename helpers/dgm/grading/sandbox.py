@@ -114,20 +114,19 @@ def _mounts(python: str) -> list[str]:
 def _env(scratch: Path, python: str, env: Mapping[str, str] | None) -> dict[str, str]:
     if env is None:
         env = {k: v for k, v in os.environ.items() if k.startswith("DGM_") or k in _FORWARD}
-    base = {
+    defaults = {"LANG": "C.UTF-8", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    fixed = {  # the caller's env cannot move these out of scratch or lift the limits
         "PATH": f"{Path(python).absolute().parent}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(scratch), "USER": "student", "LOGNAME": "student", "LANG": "C.UTF-8",
-        "TMPDIR": "/tmp", "MPLBACKEND": "Agg", "MPLCONFIGDIR": str(scratch / ".config" / "matplotlib"),
-        "IPYTHONDIR": str(scratch / ".ipython"), "XDG_CACHE_HOME": str(scratch / ".cache"),
-        "DGM_DATA": str(scratch / ".cache" / "dgm"), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+        "HOME": str(scratch), "USER": "student", "LOGNAME": "student", "TMPDIR": "/tmp",
+        "MPLCONFIGDIR": str(scratch / ".config" / "matplotlib"), "IPYTHONDIR": str(scratch / ".ipython"),
+        "XDG_CACHE_HOME": str(scratch / ".cache"), "DGM_DATA": str(scratch / ".cache" / "dgm"),
         "JPY_PARENT_PID": "1",  # no parent poller (ppid is 1 in the PID namespace; bwrap ties the lifetimes)
         "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1", "DGM_GRADE_NPROC": str(NPROC),
+        "DGM_SANDBOXED": "1",
     }
-    base.update({k: str(v) for k, v in env.items()})
-    base["DGM_SANDBOXED"] = "1"
     if _root():
-        base["DGM_GRADE_UID"] = str(NOBODY)
-    return base
+        fixed["DGM_GRADE_UID"] = str(NOBODY)
+    return {**defaults, **{k: str(v) for k, v in env.items()}, **fixed}
 
 
 def _bwrap_args(scratch: Path, python: str, env: Mapping[str, str] | None, data: Path | None) -> list[str]:
@@ -135,7 +134,7 @@ def _bwrap_args(scratch: Path, python: str, env: Mapping[str, str] | None, data:
     if bwrap is None:
         raise SandboxUnavailable("bubblewrap (bwrap) is not installed: apt-get install bubblewrap")
     scratch = Path(scratch).absolute()
-    mounts = [*_mounts(python), "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    mounts = [*_mounts(python), "--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp"]
     if data is not None:  # a pre-filled dataset cache, read-only
         mounts += ["--ro-bind", str(Path(data).absolute()), str(Path(data).absolute())]
     args = [bwrap, *_dirs(mounts + ["--bind", str(scratch), str(scratch)]), "--chdir", str(scratch),
@@ -155,8 +154,6 @@ def _bwrap_args(scratch: Path, python: str, env: Mapping[str, str] | None, data:
 def _probe(python: str) -> SandboxStatus:
     if not sys.platform.startswith("linux"):
         return SandboxStatus(False, f"bubblewrap needs Linux (this is {sys.platform})")
-    if os.environ.get("DGM_SANDBOX", "1") == "0":
-        return SandboxStatus(False, "turned off by DGM_SANDBOX=0")
     probe_dir = Path("/tmp") / f"dgm-sandbox-probe-{os.getpid()}"
     try:
         probe_dir.mkdir(exist_ok=True)
@@ -176,6 +173,8 @@ def _probe(python: str) -> SandboxStatus:
 
 def status(python: str = sys.executable) -> SandboxStatus:
     r"""Can the kernel be sandboxed? Runs ``bwrap … python -c pass`` once per process (cached)."""
+    if os.environ.get("DGM_SANDBOX", "1") == "0":
+        return SandboxStatus(False, "turned off by DGM_SANDBOX=0")
     return _probe(python)
 
 

@@ -1,0 +1,246 @@
+r"""The grading kernel's bubblewrap sandbox (dgm.grading.sandbox): real kernels, real attacks, bounded.
+
+Each test starts a kernel through ``sandbox.kernel_manager`` in a private scratch folder and runs
+student-like code in it; every wait has a timeout and every kernel is shut down.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from dgm.grading import sandbox
+
+STATUS = sandbox.status()
+needs_bwrap = pytest.mark.skipif(not STATUS.available, reason=f"no bubblewrap sandbox here: {STATUS.reason}")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(kc, code: str, timeout: float = 120) -> tuple[str, str | None]:
+    r"""Execute ``code``; return (stdout+stderr text, "Ename: value" of the error or None)."""
+    out: list[str] = []
+    err: list[str] = []
+
+    def hook(msg):
+        c = msg["content"]
+        if msg["msg_type"] == "stream":
+            out.append(c["text"])
+        elif msg["msg_type"] == "error":
+            err.append(f"{c['ename']}: {c['evalue']}")
+
+    kc.execute_interactive(textwrap.dedent(code), timeout=timeout, output_hook=hook)
+    return "".join(out), (err[0] if err else None)
+
+
+class Kernel:
+    def __init__(self, scratch: Path):
+        self.km = sandbox.kernel_manager(scratch, env={"DGM_FAST": "1"})
+        self.km.start_kernel(cwd=str(scratch))
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=120)
+
+    def run(self, code: str, timeout: float = 120):
+        return run(self.kc, code, timeout)
+
+    def close(self) -> None:
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=True)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    r"""A scratch folder and, next to it, what a kernel must not see: the course, another submission."""
+    root = tmp_path_factory.mktemp("sbx")
+    (root / "course" / "source" / "lab").mkdir(parents=True)
+    (root / "course" / "source" / "lab" / "x.ipynb").write_text("HIDDEN TESTS")
+    (root / "course" / "gradebook.db").write_text("GRADES")
+    (root / "other").mkdir()
+    (root / "other" / "other.ipynb").write_text("SOMEONE ELSE")
+    (root / "s").mkdir()
+    (root / "s" / "lab.ipynb").write_text("{}")
+    return root
+
+
+@pytest.fixture(scope="module")
+def kernel(world):
+    if not STATUS.available:
+        pytest.skip(f"no bubblewrap sandbox here: {STATUS.reason}")
+    os.environ["SECRET_TOKEN"] = "s3cret"  # the grader's environment must not leak
+    k = Kernel(world / "s")
+    yield k
+    k.close()
+    os.environ.pop("SECRET_TOKEN", None)
+
+
+@needs_bwrap
+def test_cannot_read_or_list_outside_scratch(kernel, world):
+    paths = [world / "course" / "source" / "lab" / "x.ipynb", world / "course" / "gradebook.db",
+             world / "other" / "other.ipynb", REPO / "course" / "source", REPO / "README.md",
+             Path("/root/.bashrc"), Path("/etc/passwd"), Path.home() / ".local" / "share" / "jupyter" / "runtime"]
+    out, err = kernel.run(f"""
+        import os
+        seen = []
+        for p in {[str(p) for p in paths]!r}:
+            try:
+                seen.append(p + ':' + (str(os.listdir(p)) if os.path.isdir(p) else open(p).read()[:20]))
+            except OSError:
+                pass
+        for p in {[str(world), str(world / "other"), "/root", "/work"]!r}:
+            try:
+                seen += [p + '/' + n for n in os.listdir(p) if n not in ('s', '.pyenv', 'main')]
+            except OSError:
+                pass
+        print('SEEN', seen, 'SECRET' in str(os.environ), os.environ.get('SECRET_TOKEN'))
+    """)
+    assert err is None, err
+    assert "SEEN [] False None" in out, out
+
+
+@needs_bwrap
+def test_writes_only_in_scratch(kernel, world):
+    tmp_name = f"dgm-sbx-{os.getpid()}-{time.time_ns()}"
+    targets = [world / "x.txt", world / "other" / "x.txt", REPO / "helpers" / "dgm" / "x.py",
+               Path(sys.prefix) / "x.txt", Path(sys.base_prefix) / "x.txt"]
+    out, err = kernel.run(f"""
+        import os
+        wrote = []
+        for p in {[str(p) for p in targets]!r}:
+            try:
+                open(p, 'w').write('x'); wrote.append(p)
+            except OSError:
+                pass
+        open('/tmp/{tmp_name}', 'w').write('private tmp')  # allowed: a private tmpfs
+        open('result.txt', 'w').write('ok')
+        print('WROTE', wrote, os.getuid())
+    """)
+    assert err is None, err
+    assert "WROTE []" in out, out
+    assert not any(p.exists() for p in targets)
+    assert not (Path("/tmp") / tmp_name).exists()
+    assert (world / "s" / "result.txt").read_text() == "ok"
+
+
+@needs_bwrap
+def test_no_network(kernel):
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        srv.settimeout(0.5)
+        port = srv.getsockname()[1]
+        out, err = kernel.run(f"""
+            import socket
+            try:
+                socket.create_connection(('127.0.0.1', {port}), timeout=3).close(); print('CONNECTED')
+            except OSError as e:
+                print('REFUSED', type(e).__name__)
+        """, timeout=30)
+        assert err is None, err
+        assert "REFUSED" in out, out
+        with pytest.raises(socket.timeout):
+            srv.accept()
+
+
+@needs_bwrap
+def test_course_code_works(kernel):
+    out, err = kernel.run("""
+        import dgm, torch, matplotlib.pyplot as plt, ipywidgets
+        from dgm import data
+        x, y = data.load('mnist5k', limit=64)
+        w = torch.nn.Linear(784, 8)
+        z = w(x.flatten(1)).relu().sum()
+        z.backward()
+        plt.plot([1, 2]); plt.savefig('fig.png')
+        print('OK', tuple(x.shape), w.weight.grad.shape, torch.get_num_threads())
+    """, timeout=300)
+    assert err is None, err
+    assert "OK (64, 1, 28, 28) torch.Size([8, 784])" in out, out
+
+
+@needs_bwrap
+def test_fork_bomb_is_bounded(tmp_path):
+    k = Kernel(tmp_path)
+    try:
+        out, err = k.run("""
+            import os, signal
+            pids, failed = [], 0
+            for _ in range(1000):
+                try:
+                    pids.append(os.posix_spawn('/bin/sleep', ['sleep', '20'], {}))
+                except OSError:
+                    failed += 1
+            for p in pids:
+                os.kill(p, signal.SIGKILL); os.waitpid(p, 0)
+            print('SPAWNED', len(pids), 'FAILED', failed)
+        """, timeout=120)
+        assert err is None, err
+        spawned = int(out.split("SPAWNED")[1].split()[0])
+        assert spawned < sandbox.NPROC and "FAILED" in out, out
+        assert k.run("print(1 + 1)", timeout=30)[0].strip() == "2"  # the kernel survives
+    finally:
+        k.close()
+
+
+def _host_pids(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+@needs_bwrap
+def test_daemon_dies_with_the_kernel(tmp_path):
+    marker = f"59.{os.getpid()}{time.time_ns() % 10**6}"  # a unique `sleep` argument
+    k = Kernel(tmp_path)
+    try:
+        out, err = k.run(f"""
+            import os, time
+            if os.fork() == 0:
+                os.setsid()
+                if os.fork() == 0:
+                    os.execv('/bin/sleep', ['sleep', '{marker}'])
+                os._exit(0)
+            time.sleep(1)
+            print('FORKED')
+        """, timeout=60)
+        assert err is None and "FORKED" in out, (out, err)
+        assert _host_pids(marker), "the daemon did not start"
+    finally:
+        k.close()
+    deadline = time.monotonic() + 10
+    while _host_pids(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _host_pids(marker), "a daemon outlived its kernel"
+
+
+def test_unsandboxed_fallback(monkeypatch, tmp_path):
+    monkeypatch.setenv("DGM_SANDBOX", "0")
+    st = sandbox.status()
+    assert not st.available and "DGM_SANDBOX=0" in st.reason
+    with pytest.raises(sandbox.SandboxUnavailable):
+        sandbox.kernel_command(tmp_path, {})
+    km = sandbox.kernel_manager(tmp_path, {"DGM_GRADE_PLAN": "p"})
+    assert km.kernel_spec.argv[1:3] == ["-m", "dgm.grading.kernel"]
+    assert km.kernel_spec.env == {"DGM_GRADE_PLAN": "p"}
+
+
+@needs_bwrap
+def test_command_shape(tmp_path):
+    argv = sandbox.kernel_command(tmp_path, {"DGM_GRADE_PLAN": "p", "HOME": "/root", "DGM_DATA": "/root/x"})
+    assert argv[-2:] == ["-f", "{connection_file}"] and "--unshare-net" in argv and "--clearenv" in argv
+    env = {argv[i + 1]: argv[i + 2] for i, a in enumerate(argv) if a == "--setenv"}
+    assert env["DGM_GRADE_PLAN"] == "p" and env["HOME"] == str(tmp_path)
+    assert env["DGM_DATA"].startswith(str(tmp_path))  # the caller cannot move the data cache outside
+    binds = {argv[i + 2] for i, a in enumerate(argv) if a in ("--bind", "--ro-bind")}
+    assert str(REPO) not in binds and str(REPO / "course") not in binds and "/root" not in binds
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "--bind"] == [str(tmp_path)]
