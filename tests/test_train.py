@@ -113,3 +113,103 @@ def test_core_helpers(monkeypatch):
     a = torch.rand(3)
     dgm.seed_everything(5)
     assert torch.equal(a, torch.rand(3))
+
+
+# ----------------------------------------------------------------------------- checkpoints cannot go stale
+class Net(nn.Module):
+    def __init__(self, width=16):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, width), nn.ReLU(), nn.Linear(width, 1))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def plain_loss(model, x):
+    return ((model(x) - x.sum(1, keepdim=True)) ** 2).mean()
+
+
+def run(ckpt, width=16, loss=plain_loss, steps=6, batch_size=16, **kw):
+    torch.manual_seed(0)
+    return fit(Net(width), DATA, loss, steps=steps, batch_size=batch_size, progress=False, checkpoint=ckpt, **kw)
+
+
+def test_unchanged_rerun_resumes(tmp_path, capsys):
+    ckpt = tmp_path / "run.pt"
+    h = run(ckpt)
+    capsys.readouterr()
+    assert run(ckpt)["loss"] == h["loss"]
+    out = capsys.readouterr().out
+    assert "Resumed" in out and "starts over" not in out and not (tmp_path / "run.pt.old").exists()
+    longer = run(ckpt, steps=9)  # more steps continue the same run
+    assert longer["loss"][:6] == h["loss"] and len(longer["loss"]) == 9
+
+
+@pytest.mark.parametrize("change", ["width", "beta", "source", "optimizer", "batch_size", "config"])
+def test_a_changed_configuration_retrains_and_keeps_the_old_file(tmp_path, capsys, change):
+    ckpt = tmp_path / "run.pt"
+    beta = 1.0
+
+    def loss_with_beta(model, x):  # a hyperparameter read from the closure, as notebooks do
+        return plain_loss(model, x) + beta * 0.0
+
+    run(ckpt, loss=loss_with_beta)
+    first = torch.load(ckpt, weights_only=False)
+    kw = {}
+    if change == "width":
+        kw["width"] = 32
+    elif change == "beta":
+        beta = 4.0
+        kw["loss"] = loss_with_beta
+    elif change == "source":  # the same name, another body
+        def loss_with_beta(model, x):
+            return plain_loss(model, x) + beta * 1e-3
+        kw["loss"] = loss_with_beta
+    elif change == "optimizer":
+        kw = {"loss": loss_with_beta, "lr": 3e-3}
+    elif change == "batch_size":
+        kw = {"loss": loss_with_beta, "batch_size": 8}
+    elif change == "config":
+        kw = {"loss": loss_with_beta, "config": {"beta": 4}}
+    kw.setdefault("loss", loss_with_beta)
+    capsys.readouterr()
+    h = run(ckpt, **kw)
+    assert len(h["loss"]) == 6
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "training starts over" in out and "run.pt.old" in out, out
+    assert "Resumed" not in out
+    kept = torch.load(tmp_path / "run.pt.old", weights_only=False)
+    assert kept["history"] == first["history"]  # the old run is kept untouched
+    assert torch.load(ckpt, weights_only=False)["fingerprint"] != first["fingerprint"]
+
+
+def test_a_checkpoint_without_fingerprint_is_not_trusted(tmp_path, capsys):
+    ckpt = tmp_path / "run.pt"
+    run(ckpt)
+    state = torch.load(ckpt, weights_only=False)
+    del state["fingerprint"]
+    torch.save(state, ckpt)
+    run(ckpt)
+    assert "no fingerprint" in capsys.readouterr().out and (tmp_path / "run.pt.old").exists()
+
+
+def test_fingerprint_of_code_without_source_uses_the_bytecode():
+    from dgm.train import _function
+
+    ns_a, ns_b = {}, {}
+    exec(compile("def f(model, x):\n    return (model(x) ** 2).mean()\n", "<cell-a>", "exec"), ns_a)
+    exec(compile("def f(model, x):\n    return (model(x) ** 3).mean()\n", "<cell-b>", "exec"), ns_b)
+    assert _function(ns_a["f"]) != _function(ns_b["f"])
+    ns_c = {}
+    exec(compile("def f(model, x):\n    return (model(x) ** 2).mean()\n", "<cell-c>", "exec"), ns_c)
+    assert _function(ns_a["f"]).splitlines()[1:] == _function(ns_c["f"]).splitlines()[1:]
+
+
+def test_progress_bar_has_a_total_and_an_eta(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    fit(Net(), DATA, plain_loss, steps=5, batch_size=16, progress=True)
+    err = capsys.readouterr().err
+    assert "/5 [" in err and "<" in err, err  # n/total [elapsed<remaining, rate]
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    fit(Net(), DATA, plain_loss, steps=5, batch_size=16)
+    assert capsys.readouterr().err == ""

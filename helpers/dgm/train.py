@@ -8,19 +8,31 @@ r"""The one training loop every lab uses.
 * Batches are a deterministic function of ``(seed, step)``, and a checkpoint stores the models,
   optimizers, history and RNG state: after a Colab disconnect, calling ``fit`` again with the
   same ``checkpoint=`` path continues exactly where it stopped (and returns at once when done).
+* A checkpoint cannot go stale: it stores a fingerprint of the model (class source, module structure,
+  parameter shapes), the training settings (batch size, seed, the optimizer and its hyperparameters such as lr,
+  ``config=``) and the loss/step function (its source, defaults, closure and the scalar globals it reads,
+  e.g. a notebook's ``BETA``). When any of them changed, training starts over with a one-line note and
+  the old file is kept as ``<name>.old``; an unchanged re-run resumes bit-exactly.
 * Mixed precision (float16 autocast + GradScaler) on cuda, full precision elsewhere.
-* A tqdm.auto progress bar with the running loss; it is off while nbgrader executes a notebook.
+* A tqdm.auto progress bar with the running loss, rate and ETA (it knows the total); it is off while
+  nbgrader executes a notebook.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+import inspect
 import math
 import os
+import types
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-__all__ = ["fit"]
+__all__ = ["fit", "fingerprint"]
+
+_SCALARS = (int, float, complex, str, bool, bytes, type(None))
 
 
 def _as_images(data) -> torch.Tensor:
@@ -41,6 +53,108 @@ def _batch_indices(n: int, batch_size: int, seed: int, step: int) -> torch.Tenso
     return perm[i * batch_size:(i + 1) * batch_size]
 
 
+# ----------------------------------------------------------------------------- fingerprints
+def _value(v, depth: int, seen: set, top: bool = False) -> str:
+    """A stable description of a value a function reads (no memory addresses; mutable containers by type)."""
+    if isinstance(v, _SCALARS):
+        return repr(v)
+    if isinstance(v, tuple) and len(v) <= 32:
+        return "(" + ", ".join(_value(e, depth, seen) for e in v) + ")"
+    if isinstance(v, dict) and not top:  # a mutable container: its contents may change while training runs
+        return "dict"
+    if isinstance(v, dict) and len(v) <= 32:
+        return "{" + ", ".join(f"{k!r}: {_value(e, depth, seen)}" for k, e in v.items()) + "}"
+    if isinstance(v, (list, set)):
+        return type(v).__name__
+    if isinstance(v, torch.Tensor):
+        small = v.numel() <= 16 and v.device.type != "meta"
+        return f"tensor{tuple(v.shape)}{v.dtype}" + (repr(v.detach().cpu().tolist()) if small else "")
+    if isinstance(v, types.ModuleType):
+        return f"module {v.__name__}"
+    if isinstance(v, torch.nn.Module):
+        return f"module object {type(v).__qualname__}"  # its weights are the checkpoint's business
+    if callable(v) and depth > 0 and not isinstance(v, type):
+        return _function(v, depth - 1, seen)
+    if hasattr(v, "__dataclass_fields__"):
+        return repr(v)  # configs such as VAEConfig
+    return f"object {type(v).__qualname__}"
+
+
+def _function(fn, depth: int = 2, seen: set | None = None) -> str:
+    """The source of ``fn`` (code-object bytes and constants when there is none), its defaults, closure and
+    the scalar globals it reads — and the same, ``depth`` levels deep, for the functions it calls by name."""
+    seen = set() if seen is None else seen
+    if isinstance(fn, functools.partial):
+        return (f"partial({_function(fn.func, depth, seen)}, {_value(fn.args, depth, seen)}, "
+                f"{_value(fn.keywords, depth, seen, top=True)})")
+    fn = getattr(fn, "__func__", fn)  # bound method → function
+    if not isinstance(fn, types.FunctionType):
+        if isinstance(fn, types.BuiltinFunctionType):
+            return f"builtin {getattr(fn, '__qualname__', fn)}"
+        return f"callable {type(fn).__qualname__}: " + _class_source(type(fn))
+    if id(fn) in seen:
+        return f"(recursion {fn.__qualname__})"
+    seen.add(id(fn))
+    code = fn.__code__
+    try:
+        text = inspect.getsource(fn)
+    except (OSError, TypeError):  # no source file: compare the compiled code instead
+        text = _code(code)
+    parts = [f"{fn.__module__}.{fn.__qualname__}", text, _value(fn.__defaults__, depth, seen),
+             _value(fn.__kwdefaults__, depth, seen, top=True)]
+    for name, cell in zip(code.co_freevars, fn.__closure__ or ()):
+        try:
+            parts.append(f"{name}={_value(cell.cell_contents, depth, seen)}")
+        except ValueError:  # empty cell
+            parts.append(f"{name}=<empty>")
+    for name in sorted(set(_names(code))):
+        if name in fn.__globals__:
+            parts.append(f"global {name}={_value(fn.__globals__[name], depth, seen)}")
+    return "\n".join(parts)
+
+
+def _names(code: types.CodeType):
+    yield from code.co_names
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):  # nested lambdas and comprehensions
+            yield from _names(c)
+
+
+def _code(code: types.CodeType) -> str:
+    consts = [(_code(c) if isinstance(c, types.CodeType) else repr(c)) for c in code.co_consts]
+    return code.co_code.hex() + repr(code.co_names) + repr(consts)
+
+
+def _class_source(cls: type) -> str:
+    try:
+        return inspect.getsource(cls)
+    except (OSError, TypeError):  # a class defined in a notebook: its methods still have sources
+        return "\n".join(_function(f, 0) for f in vars(cls).values() if isinstance(f, types.FunctionType))
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _hyper(group: dict) -> dict:
+    """An optimizer's hyperparameters; with a scheduler attached (``initial_lr``), the values it moves
+    during training (lr, betas, momentum) are left out, so a re-run in the same kernel still matches."""
+    moved = ("params", "lr", "betas", "momentum") if "initial_lr" in group else ("params",)
+    return {h: _value(v, 0, set()) for h, v in sorted(group.items()) if h not in moved}
+
+
+def fingerprint(models: dict, optimizers: dict, fn: Callable, settings: dict) -> dict:
+    """What a checkpoint was trained with, as ``{part: hash}`` (model, optimizer, settings, step function)."""
+    model = "\n".join(f"{k}: {type(m).__module__}.{type(m).__qualname__}\n{_class_source(type(m))}\n{m!r}\n"
+                      + repr([(n, tuple(p.shape)) for n, p in m.state_dict().items()])
+                      for k, m in sorted(models.items()))
+    opts = "\n".join(f"{k}: {type(o).__qualname__} " + repr([_hyper(g) for g in o.param_groups])
+                     for k, o in sorted(optimizers.items()))
+    return {"model": _digest(model), "optimizer": _digest(opts),
+            "settings": _digest(_value(settings, 0, set(), top=True)),
+            "step function": _digest(_function(fn))}
+
+
 def _save(path: Path, state: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
@@ -51,11 +165,13 @@ def fit(model, data, loss_fn: Callable | None = None, *, step_fn: Callable | Non
         steps: int = 1000, batch_size: int = 128, lr: float = 1e-3, device=None, checkpoint=None,
         resume: bool = True, checkpoint_every: int | None = None, amp: bool | None = None,
         progress: bool | None = None, seed: int = 0, callback: Callable | None = None,
-        callback_every: int = 100) -> dict:
+        callback_every: int = 100, config: dict | None = None) -> dict:
     """Train for ``steps`` updates and return the history ``{name: [value per step]}``.
 
     ``model`` is a module or a dict of modules, ``optimizer`` an optimizer or a dict of them (default:
     Adam(lr) over ``model``). ``callback(step, history)`` runs every ``callback_every`` steps (snapshots).
+    ``config`` holds further hyperparameters (e.g. ``{"beta": 4}``) that, when changed, make a checkpoint stale
+    (values the loss/step function reads from its closure or from notebook globals are noticed anyway).
     """
     from . import device as _device
 
@@ -79,9 +195,27 @@ def fit(model, data, loss_fn: Callable | None = None, *, step_fn: Callable | Non
     start = 0
 
     path = Path(checkpoint) if checkpoint is not None else None
+    settings = {"batch_size": batch_size, "seed": seed,  # not steps: fit(steps=more) continues a finished run
+                **{f"config.{k}": v for k, v in dict(config or {}).items()}}
+    fp = fingerprint(models, optimizers, step_fn or loss_fn, settings) if path is not None else None
     if path is not None and resume and path.exists():
         try:
             state = torch.load(path, map_location=dev, weights_only=False)
+        except Exception as err:
+            raise RuntimeError(f"Could not resume from checkpoint {path} ({type(err).__name__}: {err}). "
+                               "Delete the file to start over, or pass resume=False.") from err
+        old = state.get("fingerprint") if isinstance(state, dict) else None
+        changed = [k for k in fp if not old or old.get(k) != fp[k]]
+        if changed:
+            kept = path.with_name(path.name + ".old")
+            os.replace(path, kept)
+            what = f"the {' and '.join(changed)} changed since it was written" if old else "it has no fingerprint"
+            print(f"{path}: {what} — training starts over (the old file is kept as {kept.name}).")
+            state = None
+    else:
+        state = None
+    if state is not None:
+        try:
             for k, m in models.items():
                 m.load_state_dict(state["models"][k])
             for k, o in optimizers.items():
@@ -106,7 +240,7 @@ def fit(model, data, loss_fn: Callable | None = None, *, step_fn: Callable | Non
             "step": step, "history": history, "scaler": scaler.state_dict(),
             "models": {k: m.state_dict() for k, m in models.items()},
             "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-            "rng": torch.get_rng_state(),
+            "rng": torch.get_rng_state(), "fingerprint": fp,
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
         })
 
