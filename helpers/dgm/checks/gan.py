@@ -33,7 +33,7 @@ def pack(out, cap: int = _CAP) -> dict:
         return {"type": type(out).__name__}
     if out.is_complex() or out.numel() > cap:
         return {"type": "complex Tensor" if out.is_complex() else "Tensor", "shape": list(out.shape)}
-    return {"type": "Tensor", "shape": list(out.shape), "out": out.detach()}
+    return {"type": "Tensor", "shape": list(out.shape), "out": out.detach().cpu()}
 
 
 def unpack(item, name: str, shape: tuple) -> torch.Tensor:
@@ -41,7 +41,9 @@ def unpack(item, name: str, shape: tuple) -> torch.Tensor:
     if not isinstance(item, dict):
         raise Mistake(f"`{name}`: its result could not be judged.", id="malformed-evidence")
     out = item.get("out")
-    if not isinstance(out, torch.Tensor):
+    if isinstance(out, torch.Tensor):
+        out = out.detach().cpu()
+    else:
         kind = item.get("type")
         if kind in ("Tensor", "complex Tensor"):
             got = item.get("shape")
