@@ -1,62 +1,24 @@
-r"""Checks for Lab 1 (autoencoder). Each one names the mistake it recognises."""
+r"""Checks for Lab 1 (autoencoder). Each one names the mistake it recognises, with a stable id.
+
+Error carried forward: every part is graded on its own. ``check_train_step`` runs the student's step on a
+tiny fixed model with a loss function the check passes in (the student's ``Autoencoder`` and
+``reconstruction_loss`` are not involved), so a bug in an earlier part costs that part's cell only.
+"""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .. import ae as ref
 from .. import train as _train
+from ._ae_model import AutoencoderCheck, guarded_call, images
 from ._check import VISIBLE, Check, tensor_evidence
-from ._core import Mistake, close, compare, expect_tensor, fixed_normal, fixed_uniform, ok, run_student
+from ._core import Mistake, close, compare, fixed_normal
 
-__all__ = ["check_autoencoder", "check_reconstruction_loss", "check_train_step"]
+__all__ = ["check_autoencoder", "check_reconstruction_loss", "check_train_step", "CELLS"]
 
-
-def _images(b: int, seed: int, dtype=torch.float32) -> torch.Tensor:
-    return fixed_uniform(b, 1, 28, 28, seed=seed, dtype=dtype)  # (B, 1, 28, 28) in [0, 1)
-
-
-def check_autoencoder(Autoencoder, hidden: bool = False) -> None:
-    """The student's class: ``Autoencoder(latent_dim)`` with ``encode``, ``decode`` and ``forward``."""
-    sizes = (3, 32) if hidden else (2, 5)
-    for d in sizes:
-        model = run_student(Autoencoder, d, name=f"Autoencoder({d})", forbidden=[ref.Autoencoder])
-        if isinstance(model, ref.Autoencoder) or any(isinstance(m, ref.Autoencoder) for m in model.modules()):
-            raise Mistake("`Autoencoder` uses dgm.ae.Autoencoder — write your own encoder and decoder.")
-        if not isinstance(model, nn.Module):
-            raise Mistake(f"`Autoencoder({d})` should create an nn.Module, got {type(model).__name__}.")
-        if not any(True for _ in model.parameters()):
-            raise Mistake("`Autoencoder` has no parameters: build the encoder and decoder from nn.Linear layers.")
-        for method in ("encode", "decode"):
-            if not callable(getattr(model, method, None)):
-                raise Mistake(f"`Autoencoder` needs a method `{method}`.")
-        model.eval()
-        x = _images(4, seed=d)  # (B, 1, 28, 28)
-        z = expect_tensor(run_student(model.encode, x, name="encode", forbidden=[ref.Autoencoder]), "encode")
-        if z.dim() != 2 or z.shape[0] != 4:
-            raise Mistake(f"`encode` should return codes of shape (B, latent_dim) = (4, {d}), got {tuple(z.shape)}. "
-                          "Flatten the image before the first nn.Linear.")
-        if z.shape[1] != d:
-            raise Mistake(f"Wrong bottleneck size: with latent_dim={d}, `encode` returned codes of size "
-                          f"{z.shape[1]}. The encoder's last layer must output latent_dim numbers.")
-        x_hat = run_student(model, x, name="Autoencoder.forward", forbidden=[ref.Autoencoder])
-        x_hat = expect_tensor(x_hat, "forward")
-        if tuple(x_hat.shape) != (4, 1, 28, 28):
-            hint = " Reshape the decoder's output with .view(-1, 1, 28, 28)." if x_hat.numel() == 4 * 784 else ""
-            raise Mistake(f"Wrong output shape: forward returned {tuple(x_hat.shape)}, expected (4, 1, 28, 28) "
-                          f"like its input.{hint}")
-        if x_hat.min() < 0 or x_hat.max() > 1:
-            raise Mistake(f"Wrong output range: x̂ has values in [{x_hat.min():.3g}, {x_hat.max():.3g}], but pixels "
-                          "lie in [0, 1]. End the decoder with a sigmoid.")
-        x_dec = expect_tensor(run_student(model.decode, z, name="decode", forbidden=[ref.Autoencoder]), "decode")
-        if not close(x_dec, x_hat, rtol=1e-4, atol=1e-5):
-            raise Mistake("`forward(x)` should be `decode(encode(x))`: the image must pass through the bottleneck.")
-        model.zero_grad()
-        model.train()
-        run_student(lambda: model(x).sum().backward(), name="backward through your model")
-        if not any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters()):
-            raise Mistake("No gradient reaches your parameters: avoid .detach(), .item() or numpy in forward.")
-    ok(f"Autoencoder: encode → (B, d), decode → (B, 1, 28, 28) in [0, 1] for latent sizes {sizes}.")
+check_autoencoder = AutoencoderCheck()
 
 
 def _loss_mistakes(x: torch.Tensor, x_hat: torch.Tensor) -> dict:
@@ -85,11 +47,11 @@ class ReconstructionLoss(Check):
     def inputs(self, seed: int, case: str) -> dict:
         b = 4 if case == VISIBLE else 1 + seed % 7                           # hidden: batch 1..7
         dtype = torch.float64 if case != VISIBLE and seed % 2 else torch.float32
-        return {"x": _images(b, seed, dtype), "x_hat": _images(b, seed + 100, dtype)}  # (B, 1, 28, 28)
+        return {"x": images(b, seed, dtype), "x_hat": images(b, seed + 100, dtype)}  # (B, 1, 28, 28)
 
     def run(self, fn, inputs: dict) -> dict:
         x, x_hat = inputs["x"], inputs["x_hat"].requires_grad_(True)
-        out = run_student(fn, x, x_hat, name=self.student, forbidden=[ref.reconstruction_loss])
+        out = guarded_call(fn, x, x_hat, name=self.student, forbidden=[ref.reconstruction_loss])
         if not isinstance(out, torch.Tensor):
             return {"type": type(out).__name__}
         grad = None  # d out / d x_hat, computed here so the judge sees where gradients flow
@@ -109,13 +71,19 @@ class ReconstructionLoss(Check):
             if tuple(out.shape) == (b,) and b > 1:
                 raise Mistake(f"`{name}` returns one loss per image (shape (B,)). Average over the batch to get "
                               "one number.", id="no-batch-mean")
-        out = expect_tensor(out, name, scalar=True)
+        if out.dim() != 0:
+            raise Mistake(f"`{name}` should return a single number (a 0-dim tensor), got shape {tuple(out.shape)}. "
+                          "Sum over the pixels and average over the batch.", id="not-scalar")
+        if not bool(torch.isfinite(out)):
+            raise Mistake(f"`{name}` returned NaN or inf: check for log(0) or division by zero.", id="not-finite")
         expected = ref.reconstruction_loss(x, x_hat)
         with torch.no_grad():
             compare(out, expected, name, _loss_mistakes(x, x_hat), rtol=1e-5, atol=1e-4, what=f" (batch of {b})")
         # where gradients flow: d loss / d x_hat must be the reference's, not merely "some graph"
         (g_ref,) = torch.autograd.grad(expected, x_hat)
-        if not ev.get("requires_grad") or ev.get("grad") is None or not close(ev["grad"], g_ref, 1e-4, 1e-6):
+        grad = ev.get("grad")
+        if ev.get("requires_grad") is not True or not isinstance(grad, torch.Tensor) \
+                or not close(grad, g_ref, 1e-4, 1e-6):
             raise Mistake(f"`{name}` returned the right number but no gradient reaches x_hat: build it from "
                           "torch operations on x_hat (no .item(), .detach(), numpy or torch.tensor(...)).",
                           id="no-gradient")
@@ -125,69 +93,125 @@ check_reconstruction_loss = ReconstructionLoss()
 
 
 class _Tiny(nn.Module):
-    """A 784 → 3 → 784 autoencoder with fixed weights, so a step's result is known exactly."""
+    """A 784 → k → 784 autoencoder built from given weights (no RNG), so a step's result is known exactly."""
 
-    def __init__(self, seed: int, dtype=torch.float32):
+    def __init__(self, params: list):
         super().__init__()
-        self.enc = nn.Linear(784, 3).to(dtype)
-        self.dec = nn.Linear(3, 784).to(dtype)
-        with torch.no_grad():
-            for i, p in enumerate(self.parameters()):
-                p.copy_(0.05 * fixed_normal(*p.shape, seed=seed + i, dtype=dtype))
+        self.w1, self.b1, self.w2, self.b2 = (nn.Parameter(p.detach().clone()) for p in params)
 
     def forward(self, x):
-        return torch.sigmoid(self.dec(self.enc(x.flatten(1)))).view(-1, 1, 28, 28)
+        h = F.linear(x.flatten(1), self.w1, self.b1)                          # (B, k)
+        return torch.sigmoid(F.linear(h, self.w2, self.b2)).view(-1, 1, 28, 28)  # (B, 1, 28, 28)
 
 
-def check_train_step(train_step, hidden: bool = False) -> None:
-    """``train_step(model, optimizer, x, loss_fn)``: zero_grad → loss → backward → step; returns the loss."""
-    lr = 0.5 if hidden else 0.2
-    dtype = torch.float64 if hidden else torch.float32
-    x = _images(5 if hidden else 4, seed=21 + hidden, dtype=dtype)
-    calls = []
+def _sq_error(x, x_hat):
+    return (x - x_hat).pow(2).flatten(1).sum(1).mean()  # ‖x − x̂‖², averaged over the batch
 
-    def loss_fn(x_, x_hat_):  # the reference loss, counting its calls
-        calls.append(1)
-        return ref.reconstruction_loss(x_, x_hat_)
 
-    student, expected = _Tiny(7, dtype), _Tiny(7, dtype)
-    before = [p.detach().clone() for p in student.parameters()]
-    stale = [0.3 * fixed_normal(*p.shape, seed=40 + i, dtype=dtype) for i, p in enumerate(student.parameters())]
-    for p, g in zip(student.parameters(), stale):
-        p.grad = g.clone()  # gradients left over from an earlier step
-    opt = torch.optim.SGD(student.parameters(), lr=lr)
-    out = run_student(train_step, student, opt, x, loss_fn, name="train_step",
-                      forbidden=[ref.train_step, _train.fit])
-    if not calls:
-        raise Mistake("`train_step` never called its `loss_fn` argument: compute the loss with "
-                      "loss_fn(x, model(x)).")
-    loss0 = ref.reconstruction_loss(x, expected(x))
-    loss0.backward()
-    grads = [p.grad.detach().clone() for p in expected.parameters()]
-    after = [p.detach() for p in student.parameters()]
-    if isinstance(out, torch.Tensor):
-        if out.dim() != 0:
-            raise Mistake(f"`train_step` should return the loss as a number, got a tensor of shape {tuple(out.shape)}.")
-        out = out.item()
-    if not isinstance(out, (int, float)):
-        raise Mistake(f"`train_step` should return the loss (loss.item()), got {type(out).__name__}.")
-    if abs(out - loss0.item()) > 1e-4 * max(1.0, abs(loss0.item())):
-        raise Mistake(f"`train_step` returned {out:.6g}, but the loss on this batch before the update is "
-                      f"{loss0.item():.6g}. Return the loss you called backward() on.")
+class TrainStep(Check):
+    r"""``train_step(model, optimizer, x, loss_fn)``: one exact step θ ← θ − η ∇_θ loss_fn(x, model(x))."""
+    name = "ae.train_step"
+    student = "train_step"
+    passed = "one exact optimizer step on loss_fn(x, model(x)) with fresh gradients; returns the loss before it."
+    n_hidden = 2
 
-    def moved_to(new):
-        return all(close(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(after, new))
+    def inputs(self, seed: int, case: str) -> dict:
+        if case == VISIBLE:
+            b, k, lr, dtype = 4, 3, 0.2, torch.float32
+        else:  # hidden: batch 1..6, code size 2..4, learning rate and dtype from the seed
+            b, k = 1 + seed % 6, 2 + (seed // 6) % 3
+            lr = (0.1, 0.3, 0.5)[(seed // 18) % 3]
+            dtype = torch.float64 if (seed // 54) % 2 else torch.float32
+        shapes = [(k, 784), (k,), (784, k), (784,)]
+        return {"x": images(b, seed + 21, dtype), "lr": lr,
+                "params": [0.05 * fixed_normal(*s, seed=seed + i, dtype=dtype) for i, s in enumerate(shapes)],
+                # gradients left over from an earlier step: they must not leak into this one
+                "stale": [0.3 * fixed_normal(*s, seed=seed + 40 + i, dtype=dtype) for i, s in enumerate(shapes)]}
 
-    if moved_to(before):
-        raise Mistake("The parameters did not change: call optimizer.step() after loss.backward() "
-                      "(and zero the gradients before backward, not after).")
-    if moved_to([p - lr * (g + s) for p, g, s in zip(before, grads, stale)]):
-        raise Mistake("Old gradients were added to the new ones: call optimizer.zero_grad() before "
-                      "loss.backward() — PyTorch accumulates gradients.")
-    if moved_to([p + lr * g for p, g in zip(before, grads)]):
-        raise Mistake("The parameters moved uphill: minimise the loss (don't negate it).")
-    if not moved_to([p - lr * g for p, g in zip(before, grads)]):
-        raise Mistake("After your step the parameters differ from one SGD step on this batch. "
-                      "The order is: optimizer.zero_grad(); loss = loss_fn(x, model(x)); loss.backward(); "
-                      "optimizer.step().")
-    ok("train_step: zero_grad → loss → backward → step, returns the loss — one exact SGD step.")
+    def run(self, fn, inputs: dict) -> dict:
+        model = _Tiny(inputs["params"])
+        for p, g in zip(model.parameters(), inputs["stale"]):
+            p.grad = g.clone()
+        opt = torch.optim.SGD(model.parameters(), lr=inputs["lr"])
+        calls: list[dict] = []
+
+        def loss_fn(x, x_hat):  # the parameter names are part of the task text
+            calls.append({k: v.detach().clone() if isinstance(v, torch.Tensor) else type(v).__name__
+                          for k, v in (("x", x), ("x_hat", x_hat))} if len(calls) < 2 else {})
+            return _sq_error(x, x_hat)
+
+        out = guarded_call(fn, model, opt, inputs["x"], loss_fn, name=self.student,
+                           forbidden=[ref.train_step, _train.fit])
+        ev = {"calls": len(calls), "args": calls[:2], "params": [p.detach().clone() for p in model.parameters()],
+              "loss_type": type(out).__name__}
+        if isinstance(out, torch.Tensor):
+            ev["loss"] = out.detach()
+        elif isinstance(out, (int, float)) and not isinstance(out, bool):
+            ev["loss"] = float(out)
+        return ev
+
+    def judge(self, inputs: dict, ev: dict) -> None:
+        name, x, lr = self.student, inputs["x"], inputs["lr"]
+        calls, args = ev.get("calls"), ev.get("args")
+        if not isinstance(calls, int) or isinstance(calls, bool) or calls < 1:
+            raise Mistake(f"`{name}` never called its `loss_fn` argument: compute the loss with "
+                          "loss_fn(x, model(x)).", id="loss-fn-not-called")
+        model = _Tiny(inputs["params"])
+        x_hat0 = model(x)                                       # (B, 1, 28, 28) before the step
+        loss0 = _sq_error(x, x_hat0)
+        grads = torch.autograd.grad(loss0, list(model.parameters()))
+        first = args[0] if isinstance(args, list) and args and isinstance(args[0], dict) else {}
+        got_x, got_x_hat = first.get("x"), first.get("x_hat")
+        if not (isinstance(got_x, torch.Tensor) and close(got_x, x)
+                and isinstance(got_x_hat, torch.Tensor) and close(got_x_hat, x_hat0.detach())):
+            swapped = isinstance(got_x, torch.Tensor) and close(got_x, x_hat0.detach())
+            raise Mistake(f"`{name}` called loss_fn with other arguments than (x, model(x))"
+                          f"{' — in the opposite order' if swapped else ''}. Call loss_fn(x, model(x)): "
+                          "first the batch, then its reconstruction (keywords: x=…, x_hat=…).",
+                          id="loss-fn-arguments")
+        after = ev.get("params")
+        if not isinstance(after, list) or len(after) != 4 or not all(
+                isinstance(a, torch.Tensor) and a.shape == p.shape for a, p in zip(after, inputs["params"])):
+            raise Mistake(f"`{name}`: the check's parameter evidence is malformed.", id="malformed-evidence")
+        before, stale = inputs["params"], inputs["stale"]
+
+        def moved_to(new):
+            return all(close(a, n, rtol=1e-5, atol=1e-7) for a, n in zip(after, new))
+
+        if not moved_to([p - lr * g for p, g in zip(before, grads)]):
+            known = [
+                ("no-step", "the parameters did not change: call optimizer.step() after loss.backward() "
+                 "(and clear the gradients before backward, not between backward and step).", before),
+                ("stale-gradients", "old gradients were added to the new ones: clear them with "
+                 "optimizer.zero_grad() before loss.backward() — PyTorch accumulates gradients.",
+                 [p - lr * (g + s) for p, g, s in zip(before, grads, stale)]),
+                ("uphill", "the parameters moved uphill: minimise the loss (don't negate it).",
+                 [p + lr * g for p, g in zip(before, grads)]),
+                ("two-steps", "the parameters moved twice as far: call optimizer.step() once.",
+                 [p - 2 * lr * g for p, g in zip(before, grads)]),
+            ]
+            for mistake_id, message, value in known:
+                if moved_to(value):
+                    raise Mistake(f"`{name}`: {message}", id=mistake_id)
+            raise Mistake(f"`{name}`: after your step the parameters differ from one optimizer step on this batch. "
+                          "One step: clear the gradients, loss = loss_fn(x, model(x)), loss.backward(), "
+                          "optimizer.step().", id="wrong-step")
+        loss = ev.get("loss")
+        if isinstance(loss, torch.Tensor):
+            loss = loss.double().item() if loss.numel() == 1 and loss.dim() == 0 else None
+        if not isinstance(loss, (int, float)) or isinstance(loss, bool):
+            raise Mistake(f"`{name}` should return the loss as a number (loss.item()), got "
+                          f"{ev.get('loss_type', type(loss).__name__)}.", id="wrong-return")
+        if not abs(loss - loss0.item()) <= 1e-4 * max(1.0, abs(loss0.item())):
+            raise Mistake(f"`{name}` returned {loss:.6g}, but the loss on this batch before the update is "
+                          f"{loss0.item():.6g}. Return the loss you called backward() on.", id="wrong-return")
+
+
+check_train_step = TrainStep()
+
+#: test cell grade_id → the checks it runs (visible case, then the hidden cases)
+CELLS = {
+    "test_autoencoder": (check_autoencoder,),
+    "test_reconstruction_loss": (check_reconstruction_loss,),
+    "test_train_step": (check_train_step,),
+}
