@@ -1,0 +1,375 @@
+r"""Integrity scan: what in a submission's own code looks like tampering with the grading.
+
+API::
+
+    from dgm.grading import integrity
+    result = integrity.scan(nb, release=release_nb)   # nbformat NotebookNodes; release is optional
+    result.summary()          # "ok" or "flagged: dispatch-override, reads-sources"
+    result.flags              # [Flag(cls, cell, line, snippet), ...]: cell = grade_id or "#<index>"
+
+The scan reads code, never runs it, and never changes a score by itself: it gives the instructor
+a reason to look. It covers only what the student can change — cells that are not locked test or
+read-only cells — and skips top-level statements that the release (``release=``, the student
+version of the lab) already has, e.g. the setup cell's ``pip install`` fallback. IPython syntax
+(``!cmd``, ``%magic``, ``%%cell magic``) is translated by IPython first; shell escapes count as
+"shell", and the code inside ``%time``/``%%capture``-like magics is scanned too.
+
+Flags are grouped by CLASS of tampering (see :data:`CLASSES`), each detected through resolved
+dotted names (``import subprocess as sp; sp.run`` is ``subprocess.run``), attribute names, file
+accesses, assignments to imported modules, and uses of the graded names of the lab's reference.
+"""
+from __future__ import annotations
+
+import ast
+import builtins
+import re
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+
+__all__ = ["Flag", "Integrity", "scan", "CLASSES"]
+
+#: class → what it means (the order is the report's order).
+CLASSES = {
+    "dynamic-code": "runs code built at run time (exec/eval/compile/__import__/importlib, %run)",
+    "code-objects": "builds or edits code/function objects (__code__, types.CodeType/FunctionType)",
+    "introspection": "inspects the caller or the interpreter (inspect, frames, gc referrers, globals())",
+    "interpreter-hooks": "hooks the interpreter (settrace/setprofile, sys.modules, builtins, ctypes, signals)",
+    "ipython-hooks": "hooks the IPython shell (get_ipython().events, custom exceptions, transformers)",
+    "dispatch-override": "overrides torch dispatch (__torch_function__, torch.library, dispatch modes)",
+    "reads-sources": "reads notebooks, package sources or the grader's files (__file__, *.ipynb, site-packages)",
+    "monkeypatch": "rebinds library or grading names (torch.x = …, setattr(module, …), checks = …)",
+    "shell": "runs processes (subprocess, os.system, !cmd, %%bash)",
+    "network": "opens network connections (socket, urllib, requests)",
+    "forged-output": "publishes raw display data, the way the checks' evidence is published",
+    "uses-reference": "uses the dgm reference implementation of a graded function",
+    "checker-internals": "reaches into dgm.checks or the grader beyond the check_* functions",
+}
+# Dotted names (after alias resolution) per class; "x" also matches "x.anything"; * is a wildcard.
+_PATHS = {
+    "dynamic-code": ["exec", "eval", "compile", "__import__", "importlib", "runpy", "marshal", "codeop",
+                     "code.interact", "code.InteractiveInterpreter", "code.InteractiveConsole", "builtins.exec",
+                     "builtins.eval", "builtins.compile", "builtins.__import__", "pickle.loads", "dill"],
+    "code-objects": ["types.CodeType", "types.FunctionType", "types.LambdaType", "types.CellType"],
+    "introspection": ["inspect", "gc.get_referrers", "gc.get_referents", "gc.get_objects", "sys._getframe",
+                      "sys._current_frames", "globals", "locals", "traceback.walk_stack"],
+    "interpreter-hooks": ["sys.setprofile", "sys.settrace", "sys.setrecursionlimit", "sys.addaudithook",
+                          "sys.modules", "sys.meta_path", "sys.path_hooks", "sys.path_importer_cache",
+                          "sys.excepthook", "sys.displayhook", "sys.monitoring", "threading.settrace",
+                          "threading.setprofile", "ctypes", "cffi", "builtins", "__builtins__", "signal",
+                          "atexit", "faulthandler", "os.putenv", "os.unsetenv", "resource"],
+    "dispatch-override": ["torch.library", "torch.overrides", "torch.utils._python_dispatch", "torch._C",
+                          "torch._ops", "torch._dynamo", "torch.fx", "torch.Tensor.__torch_function__"],
+    "reads-sources": ["linecache", "pkgutil.get_data", "importlib.resources", "nbformat", "nbgrader",
+                      "tokenize.open", "site.getsitepackages"],
+    "shell": ["subprocess", "os.system", "os.popen", "os.exec*", "os.spawn*", "os.posix_spawn*", "os.fork*",
+              "os.kill", "os.killpg", "pty", "multiprocessing", "get_ipython().system", "get_ipython().getoutput"],
+    "network": ["socket", "urllib", "requests", "http", "ftplib", "smtplib", "telnetlib", "ssl", "xmlrpc",
+                "aiohttp", "httpx", "websocket", "asyncio.open_connection"],
+    "ipython-hooks": ["ipykernel", "IPython.core.interactiveshell", "IPython.core.events",
+                      "IPython.core.inputtransformer*", "IPython.core.magic", "IPython.core.ultratb"],
+    "forged-output": ["*publish_display_data"],
+    "checker-internals": ["dgm.grading", "dgm.grade", "dgm.checks._*", "dgm.checks.evidence", "dgm.checks.cells",
+                          "dgm.checks.LABS"],
+}
+# Attribute (or method/def) names per class, wherever they appear.
+_ATTRS = {
+    "code-objects": {"__code__", "co_code", "co_consts", "co_names", "__globals__", "__closure__",
+                     "cell_contents", "__defaults__", "__kwdefaults__"},
+    "introspection": {"f_back", "f_globals", "f_locals", "f_code", "f_builtins", "tb_frame", "gi_frame",
+                      "cr_frame", "__subclasses__"},
+    "dispatch-override": {"__torch_function__", "__torch_dispatch__", "TorchFunctionMode", "TorchDispatchMode",
+                          "__array_function__", "__array_ufunc__"},
+    "reads-sources": {"__file__", "__spec__", "__loader__", "__path__", "__cached__"},
+    "monkeypatch": {"__setattr__", "__delattr__"},
+    "forged-output": {"_repr_mimebundle_", "_ipython_display_", "display_pub"},
+}
+_MAGICS = {"system": "shell", "sx": "shell", "bash": "shell", "sh": "shell", "script": "shell", "!": "shell",
+           "run": "dynamic-code", "load": "reads-sources", "loadpy": "reads-sources", "pycat": "reads-sources",
+           "writefile": "dynamic-code", "load_ext": "dynamic-code", "edit": "dynamic-code", "macro": "dynamic-code"}
+_CODE_MAGICS = {"time", "timeit", "capture", "prun", "debug"}  # their argument is code: scan it too
+_REFERENCE = ("dgm.ae", "dgm.vae", "dgm.gan", "dgm.ddpm", "dgm.flows")
+_FILE_CALLS = {"open", "io.open", "os.open", "os.listdir", "os.scandir", "os.walk", "glob", "shutil.copy*",
+               "numpy.load*", "torch.load", "json.load", "pathlib.Path", "pathlib.PurePath"}
+_FILE_METHODS = {"read_text", "read_bytes", "open", "glob", "rglob", "iterdir", "listdir", "scandir", "walk"}
+_SENSITIVE = re.compile(r"\.ipynb|\.pyc?\b|site-packages|dist-packages|gradebook|(^|/)\.\.(/|$)|"
+                        r"(^|/)(source|release|submitted|autograded|feedback|dgm|checks)(/|$)")
+_SAFE_SETTINGS = ("torch.backends.", "rcParams", "numpy.set_printoptions")
+# A bare name means itself only when it is a builtin; any other unimported name is the student's own.
+_GLOBAL_NAMES = set(dir(builtins)) | {"__builtins__", "__file__", "get_ipython", "display"}
+
+
+@dataclass(frozen=True)
+class Flag:
+    cls: str  # a key of CLASSES
+    cell: str  # nbgrader grade_id, or "#<index>" for a cell without one
+    line: int  # line in the cell (1-based)
+    snippet: str  # the offending source line, trimmed
+
+
+@dataclass
+class Integrity:
+    flags: list[Flag] = field(default_factory=list)
+
+    def summary(self) -> str:
+        r"""``"ok"``, or ``"flagged: "`` and the classes found, in :data:`CLASSES` order."""
+        found = {f.cls for f in self.flags}
+        return "ok" if not found else "flagged: " + ", ".join(c for c in CLASSES if c in found)
+
+
+def _match(path: str, patterns) -> bool:
+    return any(fnmatch(path, p) or fnmatch(path, p + ".*") for p in patterns)
+
+
+def _source(cell) -> str:
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+    except ImportError:  # no IPython: comment out shell escapes and magics so the rest still parses
+        return re.sub(r"(?m)^(\s*)([!%])", r"\1#\2", cell)
+    return TransformerManager().transform_cell(cell)
+
+
+def _parse(src: str) -> ast.Module | None:
+    try:
+        return ast.parse(_source(src))
+    except (SyntaxError, ValueError):  # broken code cannot run either: nothing to flag
+        return None
+
+
+class _Scanner(ast.NodeVisitor):
+    r"""Flags the statements of one cell; ``alias`` maps local names to dotted names (from imports)."""
+
+    def __init__(self, alias: dict[str, str], graded: set[str], lines: list[str], cell: str, out: list[Flag],
+                 reference: set[str] = frozenset()):
+        self.alias, self.graded, self.lines, self.cell, self.out = alias, graded, lines, cell, out
+        self.reference = reference  # the lab's reference module(s), e.g. {"dgm.vae"}
+        self.imported = set(alias)  # names bound to modules or their members: writing to them is patching
+
+    def flag(self, cls: str, node: ast.AST) -> None:
+        line = getattr(node, "lineno", 1)
+        text = self.lines[line - 1].strip() if 0 < line <= len(self.lines) else ""
+        flag = Flag(cls, self.cell, line, text[:120])
+        if flag not in self.out:
+            self.out.append(flag)
+
+    def path(self, node: ast.AST) -> str | None:
+        if isinstance(node, ast.Name):
+            return self.alias.get(node.id, node.id if node.id in _GLOBAL_NAMES else "~" + node.id)
+        if isinstance(node, ast.Attribute):
+            base = self.path(node.value)
+            return None if base is None else f"{base}.{node.attr}"
+        if isinstance(node, ast.Call) and self.path(node.func) in ("get_ipython", "IPython.get_ipython"):
+            return "get_ipython()"
+        return None
+
+    def check_path(self, path: str, node: ast.AST) -> None:
+        for cls, patterns in _PATHS.items():
+            if _match(path, patterns):
+                self.flag(cls, node)
+        if path.startswith("get_ipython().") and not _match(path, _PATHS["shell"]):
+            self.flag("ipython-hooks", node)
+        parts = path.split(".")
+        if len(parts) > 2 and ".".join(parts[:2]) in self.reference and parts[2] in self.graded:
+            self.flag("uses-reference", node)
+        if path.startswith("dgm.checks.") and len(parts) > 3 and not parts[3].startswith("check_"):
+            self.flag("checker-internals", node)
+
+    def check_attr(self, name: str, node: ast.AST) -> None:
+        for cls, names in _ATTRS.items():
+            if name in names:
+                self.flag(cls, node)
+
+    # ----------------------------------------------------------------- names, attributes, imports
+    def visit_Name(self, node: ast.Name) -> None:
+        self.check_path(self.path(node), node)
+        if node.id in ("__file__", "__spec__", "__loader__", "__builtins__"):
+            self.check_attr(node.id, node)
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        inner = node
+        while isinstance(inner, ast.Attribute):
+            self.check_attr(inner.attr, node)
+            inner = inner.value
+        path = self.path(node)
+        if path is not None:
+            self.check_path(path, node)  # the whole chain at once; its Name is not visited again
+        else:
+            self.visit(node.value)
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for a in node.names:
+            self.check_path(a.name, node)
+            self.rebinds(a.asname or a.name.split(".")[0], node, a.name)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        for a in node.names:
+            self.check_path(f"{node.module or ''}.{a.name}", node)
+            self.rebinds(a.asname or a.name, node, f"{node.module}.{a.name}")
+
+    def visit_FunctionDef(self, node) -> None:
+        self.check_attr(node.name, node)
+        self.rebinds(node.name, node)
+        self.generic_visit(node)
+
+    visit_AsyncFunctionDef = visit_ClassDef = visit_FunctionDef
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        if isinstance(node.value, str) and "vnd.dgm" in node.value:
+            self.flag("forged-output", node)
+
+    # ----------------------------------------------------------------- calls
+    def visit_Call(self, node: ast.Call) -> None:
+        func = self.path(node.func)
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else func
+        args = [a for a in node.args]
+        consts = [a.value for a in args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+        if func in ("get_ipython().run_line_magic", "get_ipython().run_cell_magic") and consts:
+            self.magic(consts[0], consts[-1], node)
+            return
+        if func in ("getattr", "setattr", "delattr", "hasattr") and len(args) >= 2:
+            target = self.path(args[0])
+            if isinstance(args[1], ast.Constant) and isinstance(args[1].value, str):
+                self.check_attr(args[1].value, node)
+                if target is not None:
+                    self.check_path(f"{target}.{args[1].value}", node)
+            if func in ("setattr", "delattr"):
+                self.patch(args[0], node)
+        if (func or "").endswith("display") and (any(isinstance(a, ast.Dict) for a in args) or any(
+                k.arg == "raw" and not (isinstance(k.value, ast.Constant) and not k.value.value)
+                for k in node.keywords)):
+            self.flag("forged-output", node)
+        if (func is not None and _match(func, _FILE_CALLS)) or name in _FILE_METHODS:
+            if any(isinstance(c, ast.Constant) and isinstance(c.value, str) and _SENSITIVE.search(c.value)
+                   for c in ast.walk(node)):
+                self.flag("reads-sources", node)
+        if func is not None and func.startswith("os.environ.") and name not in ("get", "copy", "items", "keys"):
+            self.flag("interpreter-hooks", node)
+        self.generic_visit(node)
+
+    def magic(self, magic: str, body: str, node: ast.AST) -> None:
+        if magic in _MAGICS:
+            self.flag(_MAGICS[magic], node)
+        elif magic in _CODE_MAGICS:
+            tree = _parse(body)
+            if tree is not None:
+                for stmt in tree.body:
+                    ast.increment_lineno(stmt, getattr(node, "lineno", 1) - 1)
+                    self.visit(stmt)
+
+    # ----------------------------------------------------------------- assignments
+    def patch(self, target: ast.AST, node: ast.AST) -> None:
+        r"""An attribute or item of ``target`` is written: flag it when ``target`` is imported code."""
+        root = target
+        while isinstance(root, (ast.Attribute, ast.Subscript)):
+            root = root.value
+        path = self.path(target) or ""
+        if path.startswith("os.environ"):
+            self.flag("interpreter-hooks", node)
+            return
+        if isinstance(root, ast.Name) and (root.id in self.imported or root.id == "checks"):
+            if not any(s in path for s in _SAFE_SETTINGS):
+                self.flag("monkeypatch", node)
+        elif isinstance(root, ast.Call) and self.path(root.func) in ("globals", "vars", "locals"):
+            self.flag("monkeypatch", node)
+
+    def rebinds(self, name: str, node: ast.AST, value: str | None = None) -> None:
+        if (name == "checks" or name.startswith("check_")) and not (value or "").startswith("dgm.checks."):
+            self.flag("monkeypatch", node)
+
+    def store(self, target: ast.AST, node: ast.AST) -> None:
+        if isinstance(target, (ast.Tuple, ast.List)):
+            for t in target.elts:
+                self.store(t, node)
+        elif isinstance(target, ast.Starred):
+            self.store(target.value, node)
+        elif isinstance(target, ast.Name):
+            self.rebinds(target.id, node)
+        elif isinstance(target, ast.Attribute):
+            self.patch(target.value, node)
+            self.check_attr(target.attr, node)
+        elif isinstance(target, ast.Subscript):
+            self.patch(target.value, node)
+
+    def visit_Assign(self, node) -> None:
+        for t in getattr(node, "targets", None) or [node.target]:
+            self.store(t, node)
+        self.generic_visit(node)
+
+    visit_AugAssign = visit_AnnAssign = visit_For = visit_AsyncFor = visit_Assign
+
+    def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
+        self.store(node.target, node)
+        self.generic_visit(node)
+
+    def visit_withitem(self, node: ast.withitem) -> None:
+        if node.optional_vars is not None:
+            self.store(node.optional_vars, node.context_expr)
+        self.generic_visit(node)
+
+    def visit_Delete(self, node: ast.Delete) -> None:
+        for t in node.targets:
+            self.store(t, node)
+
+
+def _editable(cell) -> bool:
+    md = cell.get("metadata", {}).get("nbgrader", {})
+    return cell.get("cell_type") == "code" and not md.get("locked") and not (md.get("grade") and not md.get("solution"))
+
+
+def _aliases(trees) -> dict[str, str]:
+    r"""Local name → dotted name, from every import and ``x = <dotted name>`` in the notebook."""
+    alias: dict[str, str] = {}
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    alias[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                for a in node.names:
+                    alias[a.asname or a.name] = f"{node.module}.{a.name}"
+    for tree in trees:  # one level of `x = module.thing` aliasing (sp = subprocess, run = sp.run)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                path = _Scanner(alias, set(), [], "", []).path(node.value)
+                if path is not None and not path.startswith("~") and path != node.targets[0].id:
+                    alias[node.targets[0].id] = path
+    return alias
+
+
+def _graded(nb) -> set[str]:
+    r"""Top-level def/class names of the solution cells: what the student implements for credit."""
+    names = set()
+    for cell in nb.cells:
+        if cell.get("cell_type") == "code" and cell.get("metadata", {}).get("nbgrader", {}).get("solution"):
+            tree = _parse(cell.source)
+            names |= {n.name for n in (tree.body if tree else [])
+                      if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    return names
+
+
+def scan(nb, release=None) -> Integrity:
+    r"""Scan the code cells the student can edit in ``nb``; see the module docstring."""
+    known = set()
+    if release is not None:
+        for cell in release.cells:
+            tree = _parse(cell.source) if cell.get("cell_type") == "code" else None
+            known |= {ast.dump(s) for s in (tree.body if tree else [])}
+    cells = [(i, c, _parse(c.source) if c.get("cell_type") == "code" else None) for i, c in enumerate(nb.cells)]
+    alias = _aliases([t for _, _, t in cells if t is not None])
+    graded = _graded(nb) | (_graded(release) if release is not None else set())
+    # the lab's reference module, from the checks it imports (dgm.checks.vae → dgm.vae); other labs'
+    # reference models are course material (lab 2 trains dgm.ae's autoencoder for comparison)
+    reference = {f"dgm.{v.split('.')[2]}" for v in alias.values() if v.startswith("dgm.checks.") and
+                 f"dgm.{v.split('.')[2]}" in _REFERENCE} or set(_REFERENCE)
+    out: list[Flag] = []
+    for i, cell, tree in cells:
+        if tree is None or not _editable(cell):
+            continue
+        name = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or f"#{i}"
+        lines = cell.source.splitlines()
+        if len(lines) != len(_source(cell.source).splitlines()):  # a cell magic: show IPython's lines
+            lines = _source(cell.source).splitlines()
+        scanner = _Scanner(alias, graded, lines, name, out, reference)
+        for stmt in tree.body:
+            if ast.dump(stmt) not in known:
+                scanner.visit(stmt)
+    return Integrity(out)
