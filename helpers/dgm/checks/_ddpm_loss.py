@@ -80,8 +80,10 @@ class DDPMLoss(Check):
     def run(self, fn, inputs: dict) -> dict:
         x0, eps, t, s = inputs["x0"], inputs["eps"], inputs["t"], inputs["sched"]
         model, q = EpsNet(x0.dtype), _RecordingQ()
-        out = run_student(fn, model, x0.clone(), s, t=t.clone(), eps=eps.clone(), q_sample=q,
-                          name=self.student, forbidden=[ref.ddpm_loss])
+        with torch.random.fork_rng(devices=[]):  # reproducible even if it draws when it should not
+            torch.manual_seed(inputs["rng_seed"] + 1)
+            out = run_student(fn, model, x0.clone(), s, t=t.clone(), eps=eps.clone(), q_sample=q,
+                              name=self.student, forbidden=[ref.ddpm_loss])
         grad = None  # d loss / d θ: where the gradient flows
         if isinstance(out, torch.Tensor) and out.requires_grad and out.dim() == 0:
             (grad,) = torch.autograd.grad(out, model.w, allow_unused=True)

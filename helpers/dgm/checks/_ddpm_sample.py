@@ -80,10 +80,10 @@ class PSample(Check):
         xt, z, s = inputs["xt"], inputs["z"], inputs["sched"]
         forbidden = [ref.p_sample, ref.sample, ref.q_posterior]
         model = EpsNet(xt.dtype)
-        outs = [as_evidence(run_student(fn, model, xt.clone(), t, s, z=z.clone(), name=self.student,
-                                        forbidden=forbidden)) for t in inputs["ts"]]
         with torch.random.fork_rng(devices=[]):  # the noise the student draws is reproducible from the case seed
             torch.manual_seed(inputs["rng_seed"])
+            outs = [as_evidence(run_student(fn, model, xt.clone(), t, s, z=z.clone(), name=self.student,
+                                            forbidden=forbidden)) for t in inputs["ts"]]
             drawn = run_student(fn, EpsNet(torch.float64), inputs["x_r"].clone(), inputs["t_r"],
                                 small_schedule(s.T, torch.float64), name=f"{self.student} (z drawn inside)",
                                 forbidden=forbidden)
