@@ -10,22 +10,22 @@ Submissions are built from the source notebook with :func:`with_cell` (swap one 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parents[1]
-COURSE = ROOT / "course"
+from dgm.course import REPO, Course, generate_assignment, venv_env
+
+ROOT = REPO
+COURSE = Course.repo().root
 VENV_BIN = Path(sys.executable).parent
 
 
 def env(**extra) -> dict:
     """The environment nbgrader needs: the venv's bin/ first on PATH (it shells out to alembic)."""
-    e = dict(os.environ)
-    e["PATH"] = f"{VENV_BIN}{os.pathsep}{e.get('PATH', '')}"
+    e = venv_env()
     e.setdefault("DGM_FAST", "1")
     e.update(extra)
     return e
@@ -42,14 +42,13 @@ def nbgrader(course: Path, *args: str, timeout: float = 900, check: bool = True)
 
 def make_course(tmp_path: Path, *labs: str) -> Path:
     """A scratch nbgrader course with ``labs`` generated (so the gradebook knows their test cells)."""
-    course = tmp_path / "course"
-    (course / "source").mkdir(parents=True)
-    shutil.copy(COURSE / "nbgrader_config.py", course)
+    course = Course.repo().scratch_copy(tmp_path / "course", labs)
     for lab in labs:
-        shutil.copytree(COURSE / "source" / lab, course / "source" / lab,
-                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "checkpoints", "__pycache__"))
-        nbgrader(course, "generate_assignment", lab, "--force")
-    return course
+        try:
+            generate_assignment(course, lab)
+        except RuntimeError as err:
+            raise AssertionError(str(err)) from None
+    return course.root
 
 
 def source_notebook(lab: str):

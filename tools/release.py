@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import argparse
 import filecmp
-import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -27,14 +24,15 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
-COURSE = ROOT / "course"
+sys.path.insert(0, str(ROOT / "helpers"))  # dgm.course, also without an installed dgm
 
-_SOLUTION_MARK = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*$")
-_HIDDEN = re.compile(r"^\s*### BEGIN HIDDEN TESTS\s*$.*?^\s*### END HIDDEN TESTS\s*$\n?", re.S | re.M)
+from dgm.course import SOLUTION_MARK, Course, generate_assignment, strip_hidden  # noqa: E402
+
+COURSE = Course(ROOT / "course")
 
 
 def labs() -> list[str]:
-    return sorted(p.name for p in (COURSE / "source").iterdir() if (p / f"{p.name}.ipynb").exists())
+    return COURSE.labs()
 
 
 def strip(nb) -> None:
@@ -51,8 +49,8 @@ def strip(nb) -> None:
 def solution_notebook(src: Path):
     nb = nbformat.read(src, as_version=4)
     for cell in nb.cells:
-        text = _HIDDEN.sub("", cell.source)
-        cell.source = "\n".join(line for line in text.split("\n") if not _SOLUTION_MARK.match(line)).rstrip("\n")
+        text = strip_hidden(cell.source)
+        cell.source = "\n".join(line for line in text.split("\n") if not SOLUTION_MARK.match(line)).rstrip("\n")
         cell.metadata.pop("nbgrader", None)
     strip(nb)
     return nb
@@ -60,18 +58,11 @@ def solution_notebook(src: Path):
 
 def student_notebook(lab: str, scratch: Path) -> Path:
     """Run nbgrader generate_assignment for ``lab`` in a scratch copy of the course; return the release dir."""
-    course = scratch / "course"
-    (course / "source").mkdir(parents=True)
-    shutil.copy(COURSE / "nbgrader_config.py", course)
-    shutil.copytree(COURSE / "source" / lab, course / "source" / lab,
-                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "checkpoints", "__pycache__"))
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    proc = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", lab, "--force"],
-                          cwd=course, env=env, capture_output=True, text=True)
-    release = course / "release" / lab
-    if proc.returncode != 0 or not release.exists():
-        sys.exit(f"nbgrader generate_assignment {lab} failed:\n{proc.stdout}\n{proc.stderr}")
-    return release
+    course = COURSE.scratch_copy(scratch / "course", [lab])
+    try:
+        return generate_assignment(course, lab)
+    except RuntimeError as err:
+        sys.exit(str(err))
 
 
 def build(out: Path) -> None:
@@ -89,7 +80,7 @@ def build(out: Path) -> None:
         dest = out / "solutions" / lab
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir(parents=True)
-        nbformat.write(solution_notebook(COURSE / "source" / lab / f"{lab}.ipynb"), dest / f"{lab}.ipynb")
+        nbformat.write(solution_notebook(COURSE.source(lab)), dest / f"{lab}.ipynb")
 
 
 def drift(generated: Path) -> list[str]:

@@ -15,24 +15,15 @@ Re-running with the same inputs gives the same grades. Details and the security 
 from __future__ import annotations
 
 import argparse
-import re
-import secrets
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from .course import Course
 from .grading import book, collect, pool
-
-_CHECKS = re.compile(r"from\s+dgm\.checks\s+import\s+(\w+)\s+as\s+(\w+)")
-
-
-def _default_course() -> Path:
-    for base in (Path.cwd(), *Path.cwd().parents, Path(__file__).resolve().parents[2]):
-        if (base / "course" / "nbgrader_config.py").exists():
-            return base / "course"
-    return Path.cwd()
+from .grading.result import NOT_GRADED, GradeResult
 
 
 def parse(argv=None):
@@ -53,57 +44,48 @@ def parse(argv=None):
     return ap.parse_args(argv)
 
 
-def _checks_of(course: Path, lab: str) -> tuple[str, str]:
-    src = (course / "source" / lab / f"{lab}.ipynb").read_text()
-    m = _CHECKS.search(src.replace("\\n", "\n"))
-    return (m.group(1), m.group(2)) if m else ("", "")
-
-
 def grade(args) -> dict:
     """Run the whole batch; returns {student: (status, reason)} (also printed)."""
     import nbformat
     from tqdm.auto import tqdm
 
-    course = (args.course or _default_course()).resolve()
+    course = Course(args.course.resolve()) if args.course else Course.find()
     lab = args.lab
-    if not (course / "source" / lab / f"{lab}.ipynb").exists():
-        raise SystemExit(f"{course}/source/{lab}/{lab}.ipynb not found (labs: "
-                         f"{', '.join(p.name for p in sorted((course / 'source').glob('*')))})")
-    book.ensure_assignment(course, lab)
-    info = book.lab_info(course, lab)
+    if not course.source(lab).exists():
+        raise SystemExit(f"{course.source(lab)} not found (labs: {', '.join(course.labs())})")
+    book.ensure_assignment(course.root, lab)
+    info = book.lab_info(course.root, lab)
+    course.secret()  # created here (mode 600) before any worker needs it
     ws = Path(tempfile.mkdtemp(prefix="dgm-grade-"))
     t0 = time.perf_counter()
     try:
         subs, unmatched = collect.gather(args.submissions.resolve(), ws, lab, args.regex)
-        others = book.other_labs(course, lab)
+        others = book.other_labs(course.root, lab)
         for sub in subs:
             collect.validate(sub, lab, info["cells"], others, info["tests"])
         jobs, results = [], []
         for sub in subs:
             if sub.problem:
-                results.append({"student": sub.student, "error": sub.problem, "grades": [], "comments": [],
-                                "reasons": {}, "incidents": [], "seconds": 0.0})
+                results.append(GradeResult.failed(sub.student, lab, sub.problem))
                 continue
-            dest = course / "submitted" / sub.student / lab / f"{lab}.ipynb"
+            dest = course.submitted(sub.student, lab) / f"{lab}.ipynb"
             dest.parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(sub.nb, dest)
             jobs.append({"student": sub.student, "notebook": str(dest)})
-        shutil.copy(course / "gradebook.db", ws / "template.db")
-        checks, alias = _checks_of(course, lab)
-        settings = {"workspace": str(ws), "lab": lab, "source_dir": str(course / "source" / lab),
-                    "config_file": str(course / "nbgrader_config.py"), "template_db": str(ws / "template.db"),
+        shutil.copy(course.gradebook, ws / "template.db")
+        settings = {"workspace": str(ws), "lab": lab, "course": str(course.root),
+                    "template_db": str(ws / "template.db"), "secret_file": str(course.secret_file),
                     "cell_timeout": args.cell_timeout, "notebook_timeout": args.timeout,
-                    "memory_mb": args.memory, "output_limit": args.output_limit,
-                    "guard_key": "_dgm_guard_" + secrets.token_hex(8), "checks": checks, "alias": alias}
+                    "memory_mb": args.memory, "output_limit": args.output_limit}
         bar = tqdm(total=len(jobs), desc=f"grading {lab}", unit="nb", disable=args.quiet or not jobs,
                    file=sys.stderr)
         from nbgrader.api import Gradebook
 
-        with Gradebook(book.db_url(course)) as gb:  # only this process writes the real gradebook
+        with Gradebook(course.db_url) as gb:  # only this process writes the real gradebook
             for res in results:  # the notebooks that could not be graded: zeros and the reason
-                book.import_result(course, lab, res, gb)
+                book.import_result(course.root, lab, res, gb)
             for res in pool.run(jobs, settings, args.workers, hard_timeout=args.timeout + 180):
-                book.import_result(course, lab, res, gb)  # one at a time, committed as results arrive
+                book.import_result(course.root, lab, res, gb)  # one at a time, committed as results arrive
                 results.append(res)
                 bar.update(1)
         bar.close()
@@ -117,31 +99,39 @@ def grade(args) -> dict:
             shutil.rmtree(ws, ignore_errors=True)
 
 
-def _report(course, lab, info, results, notes, unmatched, args, wall, n_jobs) -> dict:
-    by = {r["student"]: r for r in results}
-    table = book.scores(course, lab, sorted(by))
+def _report(course: Course, lab, info, results: list[GradeResult], notes, unmatched, args, wall, n_jobs) -> dict:
+    by = {r.student: r for r in results}
+    table = book.scores(course.root, lab, sorted(by))
     tests = [(n, m) for n, m, t in info["graded"] if t == "code"]
     total = sum(m for _, m in tests)
     status = {}
     for s, r in sorted(by.items()):
         got = sum(table[s].get(n) or 0 for n, _ in tests)
-        why = [r["error"]] if r.get("error") else [f"{n}: {t}" for n, t in sorted(r["reasons"].items())]
-        why += notes.get(s, []) + r.get("incidents", [])
-        state = "not graded" if r.get("error") else ("full marks" if got == total else f"{got:g}/{total:g}")
+        failed = r.status == NOT_GRADED
+        why = [r.reason] if failed else [f"{n}: {t}" for n, t in sorted(r.reasons.items())]
+        why += notes.get(s, []) + r.incidents
+        state = NOT_GRADED if failed else ("full marks" if got == total else f"{got:g}/{total:g}")
         status[s] = (state, "; ".join(why))
-    csv_path, pngs = book.export((args.out or course / "exports").resolve(), lab, info["graded"], table, status)
+    csv_path, pngs = book.export((args.out or course.exports).resolve(), lab, info["graded"], table, status, by)
     print(f"\n{lab}: {len(by)} submissions, autograded out of {total:g} points")
     print(f"{'test cell':<32}{'max':>5}{'mean':>7}{'full':>6}{'zero':>6}")
     for n, m in tests:
         vals = [table[s].get(n) or 0 for s in table]
         print(f"{n:<32}{m:>5g}{sum(vals) / max(1, len(vals)):>7.2f}{sum(v == m for v in vals):>6}"
               f"{sum(v == 0 for v in vals):>6}")
-    secs = [r["seconds"] for r in results if r.get("seconds")]
+    secs = [r.seconds for r in results if r.seconds]
     if secs:
         print(f"time: {wall:.1f} s wall for {n_jobs} notebooks with {args.workers} workers "
               f"({wall / max(1, n_jobs):.1f} s/notebook; {sum(secs) / len(secs):.1f} s each on average)")
     print(f"grades: {csv_path}\nhistograms: {', '.join(p.name for p in pngs)} in {csv_path.parent}")
-    print(f"feedback: {course / 'feedback'}/<student>/{lab}/{lab}.html")
+    print(f"feedback: {course.root / 'feedback'}/<student>/{lab}/{lab}.html")
+    ran = [r for r in results if r.sandboxed is not None]
+    unboxed = sorted({r.sandbox_reason for r in ran if not r.sandboxed})
+    if unboxed:
+        print(f"unsandboxed: {'; '.join(unboxed)} — {sum(not r.sandboxed for r in ran)} notebook(s) ran "
+              "without the sandbox (docs/grading.md)")
+    elif ran:
+        print(f"sandboxed: all {len(ran)} kernels ({ran[0].sandbox_reason})")
     for f in unmatched:
         print(f"UNMATCHED {f}")
     lost = [(s, st) for s, st in status.items() if st[0] != "full marks"]
@@ -149,6 +139,12 @@ def _report(course, lab, info, results, notes, unmatched, args, wall, n_jobs) ->
         print(f"\n{len(lost)} student(s) without full marks:")
     for s, (state, why) in lost:
         print(f"  {s}: {state} — {why}")
+    flagged = [r for _, r in sorted(by.items()) if r.integrity and r.integrity.get("flags")]
+    if flagged:
+        print(f"\nintegrity flags ({len(flagged)} student(s); scores unchanged — review by hand):")
+    for r in flagged:
+        where = ", ".join(r.integrity["flags"][:4]) + (" …" if len(r.integrity["flags"]) > 4 else "")
+        print(f"  integrity {r.student}: {r.integrity.get('summary', '')} ({where})")
     return status
 
 

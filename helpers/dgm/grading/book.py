@@ -2,18 +2,15 @@ r"""The one real gradebook: make sure the lab is in it, import workers' grades, 
 from __future__ import annotations
 
 import csv
-import os
-import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-_HIDDEN = re.compile(r"^[^\n]*BEGIN HIDDEN TESTS.*?END HIDDEN TESTS[^\n]*\n?", re.S | re.M)
+from ..course import Course, generate_assignment, strip_hidden
+from .result import NOT_GRADED, GradeResult
 
 
 def db_url(course: Path) -> str:
-    return f"sqlite:///{course / 'gradebook.db'}"
+    return Course(course).db_url
 
 
 def ensure_assignment(course: Path, lab: str) -> None:
@@ -27,11 +24,10 @@ def ensure_assignment(course: Path, lab: str) -> None:
                     return
             except MissingEntry:
                 pass
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    proc = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", lab, "--force"],
-                          cwd=course, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"nbgrader generate_assignment {lab} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    try:
+        generate_assignment(Course(course), lab)
+    except RuntimeError as err:
+        raise SystemExit(str(err)) from None
 
 
 def lab_info(course: Path, lab: str) -> dict:
@@ -41,7 +37,7 @@ def lab_info(course: Path, lab: str) -> dict:
     with Gradebook(db_url(course)) as gb:
         a = gb.find_assignment(lab)
         cells = {c.name for nb in a.notebooks for c in nb.source_cells}
-        tests = {c.name: _HIDDEN.sub("", c.source) for nb in a.notebooks for c in nb.source_cells
+        tests = {c.name: strip_hidden(c.source) for nb in a.notebooks for c in nb.source_cells
                  if c.locked and c.cell_type == "code"
                  and c.name in {g.name for g in nb.grade_cells}}
         graded = [(c.name, c.max_score, c.cell_type) for nb in a.notebooks for c in nb.grade_cells]
@@ -61,7 +57,7 @@ def other_labs(course: Path, lab: str) -> dict:
     return out
 
 
-def import_result(course: Path, lab: str, res: dict, gb=None) -> None:
+def import_result(course: Path, lab: str, res: GradeResult, gb=None) -> None:
     """Write one student's grades (or zeros when the notebook could not be graded) to the gradebook.
 
     Pass an open ``Gradebook`` as ``gb`` to import many students without reopening it each time.
@@ -73,30 +69,32 @@ def import_result(course: Path, lab: str, res: dict, gb=None) -> None:
     if gb is None:
         with Gradebook(db_url(course)) as gb:
             return import_result(course, lab, res, gb)
-    student = res["student"]
+    student = res.student
+    failed = res.reason if res.status == NOT_GRADED else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy autoflush warnings
         gb.update_or_create_student(student)
         sub = gb.update_or_create_submission(lab, student)
-        given = {(g["notebook"], g["name"]): g for g in res["grades"]}
-        comments = {(c["notebook"], c["name"]): c for c in res["comments"]}
+        given = {(g.notebook, g.name): g for g in res.grades}
+        comments = {(c.notebook, c.name): c for c in res.comments}
         for nb in sub.notebooks:
             for grade in nb.grades:
                 g = given.get((nb.name, grade.name))
-                grade.auto_score = g["auto_score"] if g else 0.0
-                grade.needs_manual_grade = bool(g["needs_manual"]) if g else False
+                grade.auto_score = g.auto_score if g else 0.0
+                grade.needs_manual_grade = g.needs_manual if g else False
                 if grade.manual_score is not None and not g:
                     grade.needs_manual_grade = True
             for comment in nb.comments:
                 c = comments.get((nb.name, comment.name))
-                comment.auto_comment = c["auto_comment"] if c else res.get("error")
+                comment.auto_comment = c.auto_comment if c else failed
         gb.db.commit()
-    for key, top, name in (("autograded", "autograded", f"{lab}.ipynb"), ("feedback", "feedback", f"{lab}.html")):
-        dest = course / top / student / lab
+    c = Course(course)
+    for src, dest, name in ((res.autograded, c.autograded(student, lab), f"{lab}.ipynb"),
+                            (res.feedback, c.feedback(student, lab), f"{lab}.html")):
         shutil.rmtree(dest, ignore_errors=True)
-        if res.get(key) and Path(res[key]).exists():
+        if src and Path(src).exists():
             dest.mkdir(parents=True)
-            shutil.copy(res[key], dest / name)
+            shutil.copy(src, dest / name)
 
 
 def scores(course: Path, lab: str, students) -> dict:
@@ -111,25 +109,38 @@ def scores(course: Path, lab: str, students) -> dict:
     return out
 
 
-def export(out_dir: Path, lab: str, graded: list, table: dict, status: dict) -> tuple[Path, list[Path]]:
-    """grades CSV + one histogram PNG per autograded test cell."""
+def export(out_dir: Path, lab: str, graded: list, table: dict, status: dict,
+           results: dict | None = None) -> tuple[Path, list[Path]]:
+    """grades CSV + one histogram PNG per autograded test cell.
+
+    ``results``: {student: GradeResult} for the columns ``mistakes`` (the judge's mistake ids per test
+    cell), ``integrity`` (the integrity scan's flags; never changes a score) and ``sandboxed``.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    results = results or {}
     out_dir.mkdir(parents=True, exist_ok=True)
     tests = [(n, m) for n, m, t in graded if t == "code"]
     manual = [n for n, m, t in graded if t != "code"]
     path = out_dir / f"{lab}_grades.csv"
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["student_id", *[n for n, _ in tests], "autograded", "autograded_max", *manual, "status", "reason"])
+        w.writerow(["student_id", *[n for n, _ in tests], "autograded", "autograded_max", *manual, "status", "reason",
+                    "mistakes", "integrity", "sandboxed"])
         for s in sorted(table):
             row = table[s]
             auto = sum(row.get(n) or 0 for n, _ in tests)
+            res = results.get(s)
+            mistakes = "; ".join(f"{cell}: {', '.join(ids)}" for cell, ids in sorted(res.mistakes().items())) \
+                if res else ""
+            flags = (res.integrity or {}).get("summary", "") if res else ""
+            boxed = "" if res is None or res.sandboxed is None else ("yes" if res.sandboxed else "no")
             w.writerow([s, *[row.get(n) for n, _ in tests], auto, sum(m for _, m in tests),
-                        *["pending" if row.get(n) is None else row.get(n) for n in manual], *status[s]])
+                        *["pending" if row.get(n) is None else row.get(n) for n in manual], *status[s],
+                        mistakes, flags, boxed])
     pngs = []
     for n, m in tests:
         fig, ax = plt.subplots(figsize=(4, 3))

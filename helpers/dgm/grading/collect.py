@@ -20,6 +20,8 @@ from pathlib import Path
 
 import nbformat
 
+from ..course import strip_hidden
+
 _MOODLE = re.compile(r"^.+?_(?P<student_id>\d+)_assign(?:submission|feedback)_\w+?_?$")
 _CANVAS = re.compile(r"^(?P<student_id>[A-Za-z0-9]+)_(?:late_)?\d+_\d+_.+$", re.I)
 _SKIP = ("__MACOSX", ".ipynb_checkpoints", ".DS_Store")
@@ -105,7 +107,7 @@ def gather(src: Path, scratch: Path, lab: str, regex: str | None = None):
 
 
 def _unhidden(src: str) -> str:
-    return re.sub(r"[^\n]*BEGIN HIDDEN TESTS.*?END HIDDEN TESTS[^\n]*", "", src, flags=re.S).strip()
+    return strip_hidden(src).strip()
 
 
 def validate(sub: Submission, lab: str, lab_cells: dict, other_labs: dict, tests: dict) -> Submission:

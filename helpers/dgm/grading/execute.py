@@ -1,43 +1,207 @@
-r"""nbgrader preprocessors that keep grading going when a submission misbehaves.
+r"""The kernel side of grading: :class:`GradingExecute` replaces nbgrader's ``Execute``.
 
-:class:`GuardedExecute` replaces nbgrader's ``Execute``:
+Wired in ``course/nbgrader_config.py``, so ``nbgrader autograde``, the formgrader's Autograde
+button and ``dgm-grade`` run the same code. Before the kernel starts it
 
-* a wall-clock budget per notebook on top of nbgrader's per-cell timeout (an infinite loop costs
-  at most one cell timeout per cell that runs it; when the budget is spent the remaining cells are
-  marked "not run");
-* when the kernel dies (``os._exit``, a crash, the memory limit) or stops answering, the cell gets a
-  readable error, a fresh kernel is started and the earlier non-test cells are replayed, so later
-  test cells are still graded — zero only for what is really broken;
-* before every test cell the in-kernel guard (:mod:`dgm.grading.guard`) undoes monkeypatching.
+* computes the **plan** of the submission (:mod:`dgm.grading.judge`): for every declared test cell
+  of the lab (``dgm.checks.cells(lab)``), every check and case, the seed of its inputs — public for
+  the visible case, HMAC(secret, student/lab/cell/check/case/submission hash) for hidden ones — and
+  writes it into the notebook's scratch folder; the kernel gets its path in ``DGM_GRADE_PLAN`` and
+  its checks then only *display evidence*; :class:`dgm.grading.judge.Judge` decides afterwards;
+* starts the kernel under the sandbox's kernel manager when one is available
+  (:mod:`dgm.grading.sandbox`), else under resource limits only (:mod:`dgm.grading.kernel`) — the
+  report says "unsandboxed: <reason>".
 
-:class:`StderrNotFatal` relabels stderr in test cells as stdout: only an exception fails a check.
-Incidents (what happened, per student) are collected in :data:`INCIDENTS` for the report.
+While the notebook runs it enforces a wall-clock budget per notebook on top of nbgrader's per-cell
+timeout, and when the kernel dies (``os._exit``, a crash, the memory limit) or hangs, the cell gets a
+readable error, a fresh kernel is started and the earlier non-test cells are replayed, so later test
+cells are still graded. What happened is recorded as typed events on ``resources["dgm"]``
+(:class:`GradingState`), never in a module global and never by reading output text.
+
+:class:`OutputCap` truncates huge prints; :class:`StderrNotFatal` keeps stderr in a test cell from
+costing points.
 """
 from __future__ import annotations
 
+import os
+import shutil
+import sys
+import tempfile
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from queue import Empty
 
+from jupyter_client.kernelspec import KernelSpec
+from jupyter_client.manager import AsyncKernelManager
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import ensure_async, run_sync
 from nbformat.v4 import new_output
 from nbgrader import utils
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
-from traitlets import Integer, Unicode
+from traitlets import Enum, Integer, Unicode
 
-INCIDENTS: list[str] = []
+PLAN_FILE = ".dgm_plan.json"
+
+
+# ----------------------------------------------------------------------------- state shared by the preprocessors
+@dataclass(frozen=True)
+class CellEvent:
+    """Something the grader did to one cell (typed: the judge and the report never parse messages)."""
+    cell: str
+    kind: str      # "time-limit" | "kernel-died" | "kernel-hung" | "not-run" | "truncated" | "stderr"
+    message: str
+
+
+@dataclass
+class GradingState:
+    """Per-notebook state, kept in ``resources["dgm"]`` and shared by the autograde preprocessors."""
+    lab: str = ""
+    student: str = ""
+    declared: dict | None = None          # {grade_id: (Check, ...)} or None: the lab is graded in-kernel
+    plan: list | None = None              # [evidence.PlannedCase] when declared
+    events: list = field(default_factory=list)      # [CellEvent]
+    incidents: list = field(default_factory=list)   # [str] for the report
+    verdicts: dict = field(default_factory=dict)    # {grade_id: [Verdict]}
+    sandboxed: bool = False
+    sandbox_reason: str = ""
+    integrity: dict | None = None          # {"flags": [...], "summary": "..."} from the integrity scan
+
+    def incident(self, text: str) -> None:
+        if text not in self.incidents:
+            self.incidents.append(text)
+
+    def event(self, cell: str, kind: str, message: str) -> None:
+        self.events.append(CellEvent(cell, kind, message))
+
+    def event_of(self, cell: str) -> CellEvent | None:
+        """The grader's own reason a cell produced nothing (time limit, dead kernel, not run)."""
+        for e in self.events:
+            if e.cell == cell and e.kind in ("time-limit", "kernel-died", "kernel-hung", "not-run"):
+                return e
+        return None
+
+
+def state(resources: dict) -> GradingState:
+    if not isinstance(resources.get("dgm"), GradingState):
+        resources["dgm"] = GradingState()
+    return resources["dgm"]
 
 
 def _error(ename: str, evalue: str):
     return new_output("error", ename=ename, evalue=evalue, traceback=[f"\x1b[0;31m{ename}\x1b[0m: {evalue}"])
 
 
-class GuardedExecute(Execute):
+def cell_name(cell, index) -> str:
+    return cell.metadata.get("nbgrader", {}).get("grade_id") or f"#{index}"
+
+
+# ----------------------------------------------------------------------------- the sandbox (adapter)
+def sandbox_status() -> tuple[bool, str]:
+    """(available, reason) of :mod:`dgm.grading.sandbox`; (False, why) while it is not installed."""
+    try:
+        from . import sandbox
+    except ImportError as err:
+        return False, f"no sandbox module ({err})"
+    try:
+        st = sandbox.status()
+        return bool(st.available), str(st.reason)
+    except Exception as err:  # noqa: BLE001 - a broken sandbox check means: not sandboxed, and say why
+        return False, f"sandbox status failed: {type(err).__name__}: {err}"
+
+
+_KERNEL_ARGV = [sys.executable, "-m", "dgm.grading.kernel", "-f", "{connection_file}"]
+
+
+class LimitedKernelManager(AsyncKernelManager):
+    """An IPython kernel started through :mod:`dgm.grading.kernel` (rlimits), with extra environment."""
+
+    extra_env: dict = {}
+
+    @property
+    def kernel_spec(self):
+        if self._kernel_spec is None:
+            self._kernel_spec = KernelSpec(argv=list(_KERNEL_ARGV), display_name="Python 3 (dgm grading)",
+                                           language="python", env=dict(self.extra_env))
+        return self._kernel_spec
+
+
+# ----------------------------------------------------------------------------- Execute
+class GradingExecute(Execute):
     notebook_timeout = Integer(1800, help="Wall-clock seconds for the whole notebook.").tag(config=True)
-    guard_key = Unicode("", help="builtins name of the in-kernel restore function.").tag(config=True)
-    guard_checks = Unicode("", help="dgm.checks submodule of the lab (e.g. 'ae').").tag(config=True)
-    guard_alias = Unicode("", help="name the notebook binds the checks module to.").tag(config=True)
     max_restarts = Integer(3, help="kernel restarts per notebook before giving up.").tag(config=True)
+    memory_mb = Integer(4096, help="heap limit of the kernel (RLIMIT_DATA) in MB; 0: none").tag(config=True)
+    secret_file = Unicode(".dgm_grading_secret", help=(
+        "HMAC key of the hidden cases' seeds; relative paths are relative to the course root. "
+        "Created (mode 600) on first use. Keep it out of the kernel's reach.")).tag(config=True)
+    sandbox = Enum(["auto", "off", "require"], "auto", help=(
+        "run the kernel under dgm.grading.sandbox: when available (auto), never (off), or fail "
+        "the notebook when it is not available (require).")).tag(config=True)
+
+    # ------------------------------------------------------------------ plan and kernel environment
+    def _course_root(self) -> Path:
+        root = self.config.get("CourseDirectory", {}).get("root")
+        return Path(root) if root else Path.cwd()
+
+    def _secret_path(self) -> Path:
+        p = Path(self.secret_file)
+        return p if p.is_absolute() else self._course_root() / p
+
+    def _prepare(self, nb, resources) -> None:
+        """Plan (when the lab declares its cells), sandbox decision, kernel environment."""
+        from . import judge
+
+        st = state(resources)
+        info = resources.get("nbgrader", {})
+        st.lab, st.student = info.get("assignment", ""), info.get("student", "")
+        self._scratch = self._make_scratch(Path(resources.get("metadata", {}).get("path") or Path.cwd()))
+        self._env = {"DGM_GRADE_MEMORY_MB": str(self.memory_mb),
+                     "DGM_GRADE_CPU_S": str(int(self.notebook_timeout * 2 + 60))}
+        st.declared = judge.declared_cells(st.lab) if st.lab else None
+        if st.declared is not None:
+            from ..course import Course
+
+            secret = Course(self._course_root()).secret(self._secret_path())
+            st.plan = judge.make_plan(st.declared, secret, st.student, st.lab, judge.submission_sha256(nb))
+            from ..checks import evidence
+
+            plan_path = self._scratch / PLAN_FILE
+            evidence.write_plan(plan_path, st.plan)
+            self._env[evidence.PLAN_ENV] = str(plan_path)
+        ok, why = sandbox_status() if self.sandbox != "off" else (False, "disabled in the config")
+        if self.sandbox == "require" and not ok:
+            raise RuntimeError(f"GradingExecute.sandbox = 'require' but the sandbox is unavailable: {why}")
+        st.sandboxed, st.sandbox_reason = ok, why  # reported once per batch, and in the CSV
+
+    @staticmethod
+    def _make_scratch(folder: Path) -> Path:
+        """The one folder a sandboxed kernel may write: a short private copy of the notebook's folder
+        (unix socket paths must stay short) holding the plan; never the course, gradebook or sources."""
+        from ..course import IGNORE
+
+        scratch = Path(tempfile.mkdtemp(prefix="dgm-", dir="/tmp" if os.path.isdir("/tmp") else None))
+        if folder.is_dir():
+            shutil.copytree(folder, scratch, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*IGNORE))
+        return scratch
+
+    def _kernel_env(self) -> dict:
+        """What the kernel gets on top of the sandbox's minimal environment (DGM_*, NBGRADER_EXECUTION)."""
+        env = {k: v for k, v in os.environ.items() if k.startswith("DGM_") or k == "NBGRADER_EXECUTION"}
+        env.pop("DGM_SANDBOX", None)
+        return {**env, **self._env}
+
+    def create_kernel_manager(self):
+        """nbgrader passes its kernel manager class to nbclient; this is where the grader chooses."""
+        st = self._state
+        if st.sandboxed:
+            from . import sandbox
+
+            self.km = sandbox.kernel_manager(self._scratch, self._kernel_env())
+        else:
+            km = LimitedKernelManager(kernel_name="python3", config=self.config)
+            km.extra_env = dict(self._env)
+            self.km = km
+        return self.km
 
     # ------------------------------------------------------------------ kernel management
     def _start(self) -> None:
@@ -47,10 +211,6 @@ class GuardedExecute(Execute):
         info = self.wait_for_reply(self.kc.kernel_info())
         if info is not None and "language_info" in info["content"]:
             self.nb.metadata["language_info"] = info["content"]["language_info"]
-        if self.guard_key:
-            code = (f"import dgm.grading.guard as _g; _g.install({self.guard_key!r}, {self.guard_checks!r}, "
-                    f"{self.guard_alias!r}); del _g")
-            self._silent(code, timeout=120)
 
     def _stop(self) -> None:
         if self.km is not None:
@@ -60,10 +220,9 @@ class GuardedExecute(Execute):
             except Exception:  # noqa: BLE001 - a dead kernel may fail to clean up; we move on
                 self.km = self.kc = None
 
-    async def _async_silent(self, code: str, timeout: float, expr: str = ""):
-        """Run ``code`` without touching the notebook; return the reply (None on timeout)."""
-        msg_id = self.kc.execute(code, silent=True, store_history=False,
-                                 user_expressions={"r": expr} if expr else None)
+    async def _async_silent(self, code: str, timeout: float):
+        """Run ``code`` without touching the notebook; True when it finished (False on timeout)."""
+        msg_id = self.kc.execute(code, silent=True, store_history=False)
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             try:
@@ -73,8 +232,8 @@ class GuardedExecute(Execute):
                     raise DeadKernelError("Kernel died") from None
                 continue
             if msg["parent_header"].get("msg_id") == msg_id:
-                return msg
-        return None
+                return True
+        return False
 
     _silent = run_sync(_async_silent)
 
@@ -83,16 +242,9 @@ class GuardedExecute(Execute):
 
     _alive = run_sync(_async_alive)
 
-    def _restore_guard(self) -> None:
-        if not self.guard_key:
-            return
-        reply = self._silent("", timeout=30, expr=f"{self.guard_key}()")
-        try:
-            fixed = eval(reply["content"]["user_expressions"]["r"]["data"]["text/plain"])  # a list literal
-        except Exception:  # noqa: BLE001
-            fixed = ["the grader's guard itself"] if reply is not None else []
-        if fixed:
-            INCIDENTS.append("undid monkeypatching before a test cell: " + ", ".join(sorted(set(fixed))[:6]))
+    async def _async_handle_timeout(self, timeout, cell=None):
+        self._timed_out = True  # state, not the text of the error output
+        return await super()._async_handle_timeout(timeout, cell)
 
     # ------------------------------------------------------------------ the notebook loop
     def preprocess(self, nb, resources=None, km=None):
@@ -101,36 +253,42 @@ class GuardedExecute(Execute):
         NotebookClient.__init__(self, nb, km)
         self.reset_execution_trackers()
         self._check_assign_resources(resources)
+        self._state = st = state(self.resources)
+        self._scratch = None
         deadline = time.monotonic() + self.notebook_timeout
         self.timeout_func = lambda cell: max(1, int(min(self.timeout, deadline - time.monotonic())))
         code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()]
         broken: set[int] = set()
         restarts = 0
-        self._start()
         try:
+            self._prepare(nb, self.resources)
+            self._start()
             for pos, index in enumerate(code):
                 cell = nb.cells[index]
+                name = cell_name(cell, index)
                 if time.monotonic() >= deadline:
                     self._skip(nb, code[pos:], f"the notebook's time limit ({self.notebook_timeout} s) was used up")
-                    INCIDENTS.append(f"notebook time limit ({self.notebook_timeout} s) reached; later cells not run")
+                    st.incident(f"notebook time limit ({self.notebook_timeout} s) reached; later cells not run")
                     break
                 limit = self.timeout_func(cell)
-                self.error_on_timeout = {"ename": "TimeLimit", "evalue": (
-                    f"this cell ran longer than {limit} s and was stopped (an infinite loop, or far too slow)."),
-                    "traceback": [f"TimeLimit: cell stopped after {limit} s"]}
+                why = f"this cell ran longer than {limit} s and was stopped (an infinite loop, or far too slow)."
+                self.error_on_timeout = {"ename": "TimeLimit", "evalue": why,
+                                         "traceback": [f"TimeLimit: cell stopped after {limit} s"]}
+                self._timed_out = False
                 try:
-                    if utils.is_grade(cell):
-                        self._restore_guard()
                     self.execute_cell(cell, index, execution_count=self.code_cells_executed + 1)
-                    if any(o.get("ename") == "TimeLimit" for o in cell.outputs):
-                        INCIDENTS.append(f"cell {self._name(cell, index)} stopped after {limit} s")
+                    if self._timed_out:
+                        st.event(name, "time-limit", f"TimeLimit: {why}")
+                        st.incident(f"cell {name} stopped after {limit} s")
                     continue
                 except (DeadKernelError, CellTimeoutError, RuntimeError) as err:
                     dead = isinstance(err, DeadKernelError) or not self._alive()
                     why = ("the kernel died while running this cell (os._exit, a crash, or the memory limit)"
                            if dead else f"the kernel stopped responding in this cell ({type(err).__name__})")
-                    cell.outputs.append(_error("KernelDied" if dead else "KernelHung", why + "."))
-                    INCIDENTS.append(f"cell {self._name(cell, index)}: {why}")
+                    ename = "KernelDied" if dead else "KernelHung"
+                    cell.outputs.append(_error(ename, why + "."))
+                    st.event(name, "kernel-died" if dead else "kernel-hung", f"{ename}: {why}.")
+                    st.incident(f"cell {name}: {why}")
                 broken.add(index)
                 self._stop()
                 rest = code[pos + 1:]
@@ -140,11 +298,13 @@ class GuardedExecute(Execute):
                 restarts += 1
                 if restarts > self.max_restarts or not self._replay(nb, code[:pos], broken, deadline):
                     self._skip(nb, rest, "the kernel could not be restarted after an earlier cell killed it")
-                    INCIDENTS.append("gave up restarting the kernel; later cells not run")
+                    st.incident("gave up restarting the kernel; later cells not run")
                     break
-                INCIDENTS.append("restarted the kernel and replayed the earlier cells")
+                st.incident("restarted the kernel and replayed the earlier cells")
         finally:
             self._stop()
+            if self._scratch is not None:
+                shutil.rmtree(self._scratch, ignore_errors=True)
         self.set_widgets_metadata()
         return self.nb, self.resources
 
@@ -157,20 +317,16 @@ class GuardedExecute(Execute):
                 if i in broken or utils.is_grade(cell):
                     continue
                 left = deadline - time.monotonic()
-                if left <= 0 or self._silent(cell.source, timeout=min(self.timeout, left)) is None:
+                if left <= 0 or not self._silent(cell.source, timeout=min(self.timeout, left)):
                     return False
             return True
         except (DeadKernelError, RuntimeError):
             return False
 
-    @staticmethod
-    def _name(cell, index) -> str:
-        return cell.metadata.get("nbgrader", {}).get("grade_id") or f"#{index}"
-
-    @staticmethod
-    def _skip(nb, indices, why: str) -> None:
+    def _skip(self, nb, indices, why: str) -> None:
         for i in indices:
             nb.cells[i].outputs = [_error("NotRun", f"this cell was not run: {why}.")]
+            self._state.event(cell_name(nb.cells[i], i), "not-run", f"NotRun: this cell was not run: {why}.")
 
 
 class OutputCap(NbGraderPreprocessor):
@@ -186,7 +342,7 @@ class OutputCap(NbGraderPreprocessor):
                     if len(out.text) > left:
                         n = len(out.text)
                         out.text = out.text[:left] + f"\n... output truncated by the grader ({n:,} characters) ...\n"
-                        INCIDENTS.append(f"output of cell {GuardedExecute._name(cell, index)} truncated")
+                        state(resources).incident(f"output of cell {cell_name(cell, index)} truncated")
                     left = max(0, left - len(out.text))
         return cell, resources
 
@@ -199,5 +355,5 @@ class StderrNotFatal(NbGraderPreprocessor):
             for out in cell.outputs:
                 if out.output_type == "stream" and out.name == "stderr":
                     out.name = "stdout"
-                    INCIDENTS.append(f"stderr output in {cell.metadata.nbgrader['grade_id']} ignored for grading")
+                    state(resources).incident(f"stderr output in {cell_name(cell, index)} ignored for grading")
         return cell, resources

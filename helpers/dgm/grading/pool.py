@@ -11,6 +11,7 @@ import time
 from multiprocessing.connection import wait
 from typing import Iterable, Iterator
 
+from .result import GradeResult
 from .worker import worker_main
 
 
@@ -33,7 +34,7 @@ class _Worker:
         self.conn.close()
 
 
-def run(jobs: Iterable[dict], settings: dict, workers: int, hard_timeout: float) -> Iterator[dict]:
+def run(jobs: Iterable[dict], settings: dict, workers: int, hard_timeout: float) -> Iterator[GradeResult]:
     ctx = mp.get_context("spawn")
     todo = list(jobs)
     if not todo:
@@ -57,13 +58,13 @@ def run(jobs: Iterable[dict], settings: dict, workers: int, hard_timeout: float)
                         result = None
                 elapsed = time.monotonic() - w.started
                 if result is None and (w.proc.sentinel in ready or not w.proc.is_alive()):
-                    result = _failed(w.job, "the grading worker crashed", elapsed)
+                    result = _failed(w.job, settings, "the grading worker crashed", elapsed)
                 elif result is None and elapsed > hard_timeout:
-                    result = _failed(w.job, f"grading did not finish within {hard_timeout:.0f} s and was stopped",
-                                     elapsed)
+                    result = _failed(w.job, settings,
+                                     f"grading did not finish within {hard_timeout:.0f} s and was stopped", elapsed)
                 if result is None:
                     continue
-                crashed = result.get("fatal_worker", False)
+                crashed = result.worker_failed
                 w.job = None
                 if crashed:
                     w.kill()
@@ -83,6 +84,5 @@ def run(jobs: Iterable[dict], settings: dict, workers: int, hard_timeout: float)
                 w.kill()
 
 
-def _failed(job: dict, why: str, elapsed: float) -> dict:
-    return {"student": job["student"], "error": why, "grades": [], "comments": [], "reasons": {},
-            "incidents": [], "seconds": elapsed, "fatal_worker": True}
+def _failed(job: dict, settings: dict, why: str, elapsed: float) -> GradeResult:
+    return GradeResult.failed(job["student"], settings["lab"], why, elapsed, worker_failed=True)

@@ -2,134 +2,131 @@ r"""Grade one submission in a scratch copy of the course (run inside a worker pr
 
 Each job gets its own folder with the lab's source, the course config and a copy of the
 gradebook, so workers never write to the same sqlite file: nbgrader autogrades and writes
-feedback there, and the parent imports the grades into the one real gradebook, one at a time.
+feedback there with **the course's own config** (``course/nbgrader_config.py``: the same
+preprocessors as a plain ``nbgrader autograde``), and the parent imports the grades into the one
+real gradebook, one at a time. Only limits given on the command line and the path of the course's
+grading secret are set on top of that config.
 """
 from __future__ import annotations
 
-import json
 import os
-import re
 import shutil
-import sys
 import time
 from pathlib import Path
 
-_KERNEL_JSON = {"display_name": "Python 3 (dgm grading)", "language": "python",
-                "argv": [sys.executable, "-m", "dgm.grading.kernel", "-f", "{connection_file}"]}
+from ..course import Course, venv_env
+from .result import GRADED, CellComment, CellGrade, GradeResult
 
 
 def setup_process(settings: dict) -> None:
-    """Once per worker: quiet logs, the limited kernelspec, and the kernel's environment."""
+    """Once per worker: quiet logs and the venv's bin/ first on PATH."""
     ws = Path(settings["workspace"])
     log = open(ws / f"worker-{os.getpid()}.log", "ab", buffering=0)
     os.dup2(log.fileno(), 1)
     os.dup2(log.fileno(), 2)
-    spec = ws / "jupyter" / "kernels" / "python3"
-    spec.mkdir(parents=True, exist_ok=True)
-    (spec / "kernel.json").write_text(json.dumps(_KERNEL_JSON))
-    os.environ["JUPYTER_PATH"] = os.pathsep.join([str(ws / "jupyter"), os.environ.get("JUPYTER_PATH", "")])
-    os.environ["DGM_GRADE_MEMORY_MB"] = str(settings["memory_mb"])
-    os.environ["DGM_GRADE_CPU_S"] = str(int(settings["notebook_timeout"] * 2 + 60))
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    os.environ["PATH"] = venv_env()["PATH"]
 
 
-def _config(course: Path, settings: dict):
-    from nbconvert.preprocessors import ClearMetadataPreprocessor
-    from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput,
-                                        SaveAutoGrades)
+def config(course: Course, settings: dict):
+    """The course's nbgrader config for the scratch ``course``, with the command line's limits on top."""
     from traitlets.config.loader import PyFileConfigLoader
 
-    from .execute import GuardedExecute, OutputCap, StderrNotFatal
-
-    cfg = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
-    cfg.CourseDirectory.root = str(course)
-    cfg.CourseDirectory.db_url = f"sqlite:///{course / 'gradebook.db'}"
-    cfg.Autograde.autograde_preprocessors = [GuardedExecute, OutputCap, IgnorePattern, StderrNotFatal,
-                                             ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
-                                             AssignLatePenalties, CheckCellMetadata]
-    g = cfg.GuardedExecute
+    cfg = PyFileConfigLoader("nbgrader_config.py", path=str(course.root)).load_config()
+    cfg.CourseDirectory.root = str(course.root)
+    cfg.CourseDirectory.db_url = course.db_url
+    g = cfg.GradingExecute
     if settings.get("cell_timeout"):
         g.timeout = int(settings["cell_timeout"])
-    g.notebook_timeout = int(settings["notebook_timeout"])
-    g.guard_key, g.guard_checks, g.guard_alias = settings["guard_key"], settings["checks"], settings["alias"]
-    cfg.OutputCap.limit = int(settings["output_limit"])
-    g.iopub_timeout = 10
+    if settings.get("notebook_timeout"):
+        g.notebook_timeout = int(settings["notebook_timeout"])
+    if settings.get("memory_mb"):
+        g.memory_mb = int(settings["memory_mb"])
+    if settings.get("output_limit") is not None:
+        cfg.OutputCap.limit = int(settings["output_limit"])
+    g.secret_file = str(settings["secret_file"])  # the real course's secret, not the scratch copy's
     cfg.Application.log_level = "WARNING"
     return cfg
 
 
-def grade_one(job: dict, settings: dict) -> dict:
-    """Autograde + feedback for ``job = {student, notebook}``; returns grades, reasons and incidents."""
+def grade_one(job: dict, settings: dict) -> GradeResult:
+    """Autograde + feedback for ``job = {student, notebook}``."""
+    import nbformat
     from nbgrader.api import Gradebook
     from nbgrader.apps import NbGraderAPI
 
-    from . import execute
-
     t0 = time.perf_counter()
     lab, student = settings["lab"], job["student"]
-    course = Path(settings["workspace"]) / "jobs" / student / "course"
-    shutil.rmtree(course.parent, ignore_errors=True)
-    (course / "source").mkdir(parents=True)
-    shutil.copytree(settings["source_dir"], course / "source" / lab,
-                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "checkpoints", "__pycache__"))
-    shutil.copy(settings["config_file"], course / "nbgrader_config.py")
-    shutil.copy(settings["template_db"], course / "gradebook.db")
-    (course / "submitted" / student / lab).mkdir(parents=True)
-    shutil.copy(job["notebook"], course / "submitted" / student / lab / f"{lab}.ipynb")
+    course = Course(Path(settings["workspace"]) / "jobs" / student / "course")
+    shutil.rmtree(course.root.parent, ignore_errors=True)
+    real = Course(Path(settings["course"]))
+    real.scratch_copy(course.root, [lab])
+    if real.release(lab).is_dir():  # the integrity scan compares with the student version
+        shutil.copytree(real.release(lab), course.release(lab))
+    shutil.copy(settings["template_db"], course.gradebook)
+    course.submitted(student, lab).mkdir(parents=True)
+    shutil.copy(job["notebook"], course.submitted(student, lab) / f"{lab}.ipynb")
 
-    execute.INCIDENTS.clear()
-    api = NbGraderAPI(config=_config(course, settings))
-    out = {"student": student, "error": None, "grades": [], "comments": [], "reasons": {}}
+    api = NbGraderAPI(config=config(course, settings))
     res = api.autograde(lab, student, force=True, create=True)
     if not res["success"]:
-        out["error"] = "nbgrader could not grade this notebook: " + _last_line(
-            f"{res.get('log', '')}\n{res.get('error', '')}")
-    else:
-        fb = api.generate_feedback(lab, student, force=True)
-        if not fb["success"]:
-            execute.INCIDENTS.append("feedback not generated: " + _last_line(fb.get("error")))
-        with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-            sub = gb.find_submission(lab, student)
-            for nb in sub.notebooks:
-                out["grades"] += [dict(name=g.name, notebook=nb.name, auto_score=g.auto_score,
-                                       needs_manual=bool(g.needs_manual_grade)) for g in nb.grades]
-                out["comments"] += [dict(name=c.name, notebook=nb.name, auto_comment=c.auto_comment)
-                                    for c in nb.comments]
-        autograded = course / "autograded" / student / lab / f"{lab}.ipynb"
-        out["reasons"] = reasons(autograded)
-        out["autograded"] = str(autograded)
-        out["feedback"] = str(course / "feedback" / student / lab / f"{lab}.html")
-    out["incidents"] = list(dict.fromkeys(execute.INCIDENTS))
-    out["seconds"] = time.perf_counter() - t0
+        return GradeResult.failed(student, lab, "nbgrader could not grade this notebook: " + _last_line(
+            f"{res.get('log', '')}\n{res.get('error', '')}"), time.perf_counter() - t0)
+    out = GradeResult(student, lab, GRADED)
+    fb = api.generate_feedback(lab, student, force=True)
+    if not fb["success"]:
+        out.incidents.append("feedback not generated: " + _last_line(fb.get("error")))
+    with Gradebook(course.db_url) as gb:
+        sub = gb.find_submission(lab, student)
+        for nb in sub.notebooks:
+            out.grades += [CellGrade(nb.name, g.name, g.auto_score, bool(g.needs_manual_grade)) for g in nb.grades]
+            out.comments += [CellComment(nb.name, c.name, c.auto_comment) for c in nb.comments]
+    autograded = course.autograded(student, lab) / f"{lab}.ipynb"
+    read(nbformat.read(autograded, as_version=4), out)
+    out.autograded = str(autograded)
+    out.feedback = str(course.feedback(student, lab) / f"{lab}.html")
+    out.seconds = time.perf_counter() - t0
     return out
 
 
 def _last_line(text) -> str:
-    """The most telling line of a traceback/log: the last ``SomethingError: ...`` line."""
+    """The last non-empty line of nbgrader's log or error (for the report)."""
     lines = [ln.strip() for ln in str(text or "").strip().splitlines() if ln.strip()]
-    errors = [ln for ln in lines if re.match(r"^[\w.]*(Error|Exception|Exit)\b", ln)
-              and "Please see the" not in ln]
-    return (errors or lines or ["unknown error"])[-1][:300]
+    return (lines or ["unknown error"])[-1][:300]
 
 
-def reasons(path: Path) -> dict:
-    """{grade_id: first line of what went wrong} for every test cell that did not get full marks."""
-    import nbformat
+def read(nb, out: GradeResult) -> GradeResult:
+    """Fill ``out`` from an autograded notebook: the grader's record (verdicts, incidents, sandbox,
+    integrity; :class:`dgm.grading.judge.GradingRecord`) and, per lost test cell, the reason."""
     from nbgrader import utils
 
-    out = {}
-    nb = nbformat.read(path, as_version=4)
+    from ..checks._check import Verdict
+    from .judge import read_record
+
+    rec = read_record(nb)
+    out.verdicts = {cell: [Verdict(**v) for v in vs] for cell, vs in (rec.get("verdicts") or {}).items()}
+    out.incidents = list(dict.fromkeys([*(rec.get("incidents") or []), *out.incidents]))
+    out.sandboxed = rec.get("sandboxed")
+    out.sandbox_reason = rec.get("sandbox_reason", "")
+    out.integrity = rec.get("integrity")
+    events = {}
+    for e in rec.get("events") or []:
+        events.setdefault(e["cell"], e["message"])
     for cell in nb.cells:
         if cell.cell_type != "code" or not utils.is_grade(cell):
             continue
+        gid = cell.metadata.nbgrader["grade_id"]
         score, max_score = utils.determine_grade(cell)
-        if score is not None and score < max_score:
-            errors = [o for o in cell.outputs if o.output_type == "error"]
-            mine = [o for o in errors if o.ename in ("TimeLimit", "KernelDied", "KernelHung", "NotRun")]
-            err = (mine or errors or [None])[0]
+        if score is None or score >= max_score:
+            continue
+        failed = [v for v in out.verdicts.get(gid, []) if not v.passed]
+        if failed:
+            text = failed[0].message
+        elif gid in events:
+            text = events[gid]
+        else:
+            err = next((o for o in cell.outputs if o.output_type == "error"), None)
             text = f"{err.ename}: {err.evalue}" if err is not None else "wrote to stderr"
-            out[cell.metadata.nbgrader["grade_id"]] = " ".join(text.split())[:240]
+        out.reasons[gid] = " ".join(str(text).split())[:240]
     return out
 
 
@@ -143,6 +140,6 @@ def worker_main(conn, settings: dict) -> None:
         try:
             result = grade_one(job, settings)
         except Exception as err:  # noqa: BLE001 - report, never take the batch down
-            result = {"student": job["student"], "error": f"grader error: {type(err).__name__}: {err}",
-                      "incidents": [], "grades": [], "comments": [], "reasons": {}, "seconds": 0.0}
+            result = GradeResult.failed(job["student"], settings["lab"],
+                                        f"grader error: {type(err).__name__}: {err}")
         conn.send(result)
