@@ -35,7 +35,7 @@ from torch import nn
 __all__ = [
     "LOG_2PI", "standard_normal_log_prob", "checkerboard_mask", "channel_mask", "alternating_mask",
     "coupling_forward", "coupling_inverse", "AffineCoupling", "ActNorm", "Squeeze", "LogitTransform", "Flow",
-    "log_likelihood", "dequantize", "bits_per_dim", "conv_net", "mlp_net", "moons_flow", "realnvp", "bpd_loss",
+    "log_likelihood", "dequantize", "bits_per_dim", "conv_net", "mlp_net", "mlp_image_net", "moons_flow", "realnvp", "bpd_loss",
 ]
 
 LOG_2PI = math.log(2 * math.pi)
@@ -253,6 +253,15 @@ def mlp_net(d: int, hidden: int = 64) -> nn.Sequential:
     return nn.Sequential(nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), last)
 
 
+def mlp_image_net(c: int, size: int, hidden: int = 256) -> nn.Sequential:
+    """(B, c, size, size) → (B, 2c, size, size) through a fully connected net: every output sees the whole image."""
+    last = nn.Linear(hidden, 2 * c * size * size)
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+    return nn.Sequential(nn.Flatten(), nn.Linear(c * size * size, hidden), nn.ReLU(), nn.Linear(hidden, hidden),
+                         nn.ReLU(), last, nn.Unflatten(1, (2 * c, size, size)))
+
+
 def moons_flow(n_layers: int = 8, hidden: int = 64, forward_fn=None, inverse_fn=None) -> Flow:
     """A 2-D flow: ``n_layers`` couplings with alternating masks (and ActNorm), z_shape (2,)."""
     layers = []
@@ -263,16 +272,19 @@ def moons_flow(n_layers: int = 8, hidden: int = 64, forward_fn=None, inverse_fn=
 
 
 def realnvp(channels: int = 1, size: int = 28, hidden: int = 32, blocks: tuple = (3, 4, 3),
-            alpha: float = 0.05) -> Flow:
+            alpha: float = 0.05, mlp_hidden: int | None = None) -> Flow:
     r"""A small single-scale RealNVP for (channels, size, size) images in [0, 1].
 
     logit → ``blocks[0]`` checkerboard couplings → squeeze → ``blocks[1]`` channel couplings →
     ``blocks[2]`` checkerboard couplings, with ActNorm before every coupling. z has the squeezed shape.
+    With ``mlp_hidden`` the full-size couplings get fully connected conditioners (global shape, cheap on a
+    CPU); the squeezed ones keep small CNNs (local detail).
     """
     layers: list[nn.Module] = [LogitTransform(alpha)]
     c, s = channels, size
     for k in range(blocks[0]):
-        layers += [ActNorm(c), AffineCoupling(checkerboard_mask(s, s, k % 2), conv_net(c, hidden))]
+        net = mlp_image_net(c, s, mlp_hidden) if mlp_hidden else conv_net(c, hidden)
+        layers += [ActNorm(c), AffineCoupling(checkerboard_mask(s, s, k % 2), net)]
     layers.append(Squeeze())
     c, s = 4 * c, s // 2
     for k in range(blocks[1]):
