@@ -22,7 +22,7 @@ import torch
 __version__ = "0.1.0"
 __all__ = ["device", "seed_everything", "fast_mode", "budget", "__version__"]
 
-_SUBMODULES = ("ae", "vae", "gan", "ddpm", "unet", "data", "train", "plot", "widgets", "checks")
+_SUBMODULES = ("ae", "vae", "gan", "ddpm", "unet", "data", "metrics", "train", "plot", "widgets", "checks")
 
 
 def device(prefer: str | None = None) -> torch.device:
@@ -72,17 +72,40 @@ def budget(full, fast):
     return fast if fast_mode() else full
 
 
-def _limit_threads() -> None:
-    """``DGM_THREADS=n`` sets torch's CPU threads; fast mode uses 1.
+def _cores() -> int:
+    """CPU cores this process may use (respects taskset / container cpusets)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS, Windows
+        return os.cpu_count() or 1
 
-    Tests and autograding run several kernels side by side on a few cores; with more than one
-    thread each, torch's spinning workers oversubscribe the CPU and a tiny model trains 10× slower.
+
+def default_threads(cores: int | None = None) -> int:
+    """The thread policy: 1 thread on ≤ 2 cores (and always in fast mode), else half the cores, at most 8.
+
+    Measured with bench/bench_threads.py on 2 cores (lab models at the lab batch sizes, training steps/s):
+    a second thread buys at most ~1.6× on a quiet machine, but as soon as one CPU-bound process runs
+    beside it, torch's spinning OpenMP workers wait on each other and 2 threads run 2–20× slower than 1;
+    with 1 thread the busy neighbour costs ≤ 1.4×. With more cores, half of them keeps a neighbour from
+    stalling the team (not measured here: no machine with more than 2 cores). ``DGM_THREADS=n`` overrides.
     """
-    threads = os.environ.get("DGM_THREADS")
+    cores = _cores() if cores is None else cores
+    if cores <= 2 or fast_mode():
+        return 1
+    return min(cores // 2, 8)
+
+
+def _limit_threads() -> None:
+    """Apply ``DGM_THREADS=n`` or :func:`default_threads` to torch's intra-op pool, once at import."""
+    threads = os.environ.get("DGM_THREADS", "").strip()
     if threads:
-        torch.set_num_threads(max(1, int(threads)))
-    elif fast_mode():
-        torch.set_num_threads(1)
+        try:
+            n = int(threads)
+        except ValueError:
+            raise ValueError(f"DGM_THREADS must be a whole number of threads, e.g. DGM_THREADS=2; got {threads!r}") from None
+        torch.set_num_threads(max(1, n))
+    else:
+        torch.set_num_threads(default_threads())
 
 
 _limit_threads()
