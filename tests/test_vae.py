@@ -499,6 +499,8 @@ REPARAM_MISTAKES = {
 def test_reparameterize_mistakes_are_named(case):
     fn, mistake = REPARAM_MISTAKES[case]
     assert_fails(C.check_reparameterize, fn, mistake)
+    seed = hidden_seed(C.check_reparameterize, lambda i: i["mu"].shape[0] > 1)
+    assert_fails(C.check_reparameterize, fn, mistake, "hidden-1", seed)
 
 
 def test_eps_on_the_wrong_device_is_caught_by_the_hidden_cases():
@@ -533,10 +535,17 @@ KL_MISTAKES = {
 }
 
 
+def hidden_seed(check, wanted):
+    """A seed whose hidden case has a batch > 1 (a batch of one hides the reduction mistakes)."""
+    return next(s for s in range(1, 100) if wanted(check.inputs(s, "hidden-1")))
+
+
 @pytest.mark.parametrize("case", sorted(KL_MISTAKES))
 def test_kl_mistakes_are_named(case):
     fn, mistake = KL_MISTAKES[case]
     assert_fails(C.check_kl_divergence, fn, mistake)
+    seed = hidden_seed(C.check_kl_divergence, lambda i: i["mu"].shape[0] > 1 and i["mu"].shape[1] > 1)
+    assert_fails(C.check_kl_divergence, fn, mistake, "hidden-1", seed)
 
 
 def _elbo(recon_fn=None, kl=None, combine=None):
@@ -580,6 +589,8 @@ ELBO_MISTAKES = {
 def test_elbo_mistakes_are_named(case):
     fn, mistake = ELBO_MISTAKES[case]
     assert_fails(C.check_elbo_loss, fn, mistake)
+    seed = hidden_seed(C.check_elbo_loss, lambda i: i["x"].shape[0] > 1)
+    assert_fails(C.check_elbo_loss, fn, mistake, "hidden-1", seed)
 
 
 VAE_MISTAKES = {
@@ -600,6 +611,8 @@ VAE_MISTAKES = {
 def test_vae_model_mistakes_are_named(case):
     opts, mistake = VAE_MISTAKES[case]
     assert_fails(C.check_vae_model, vae_with(**opts), mistake)
+    seed = hidden_seed(C.check_vae_model, lambda i: i["k"] >= 16)  # logvar ≥ 0 is judged on 16+ heads
+    assert_fails(C.check_vae_model, vae_with(**opts), mistake, "hidden-1", seed)
 
 
 def test_vae_model_without_the_sampler_parameter_is_named():

@@ -145,7 +145,8 @@ class ElboLoss(Check):
             ("beta-twice", "β is applied twice (to kl and again in loss)."): r + beta * beta * q,
         }, what=f" (loss, beta={beta:g})")
         g_xl, g_mu = ev.get("g_logits"), ev.get("g_mu")
-        if ev.get("requires_grad") is not True or not isinstance(g_xl, torch.Tensor) or not isinstance(g_mu, torch.Tensor):
+        if ev.get("requires_grad") is not True or not (isinstance(g_xl, torch.Tensor)
+                                                       and isinstance(g_mu, torch.Tensor)):
             raise Mistake(f"`{name}`: the loss is detached (no gradient reaches x_logits and mu) — keep it a "
                           "tensor built from them, no .item().", id="loss-detached")
         if not close(g_xl, (p - x) / b, 1e-4, 1e-7) or not close(g_mu, beta * mu / b, 1e-4, 1e-7):

@@ -121,7 +121,8 @@ class Reparameterize(Check):
                 ("missing-eps", "ε is missing: z = μ + σ ⊙ ε."): mu + sigma,
             }, what=" (with a given eps)")
         g_mu, g_lv = ev.get("g_mu"), ev.get("g_logvar")
-        if ev.get("requires_grad") is not True or not isinstance(g_mu, torch.Tensor) or not isinstance(g_lv, torch.Tensor):
+        if ev.get("requires_grad") is not True or not (isinstance(g_mu, torch.Tensor)
+                                                       and isinstance(g_lv, torch.Tensor)):
             raise Mistake(f"`{name}`: {_NO_GRAD}", id="no-gradient")
         if not close(g_mu, torch.ones_like(mu)) or not close(g_lv, 0.5 * sigma * eps):
             raise Mistake(f"`{name}`: the gradients ∂z/∂μ and ∂z/∂logvar are not those of μ + exp(½·logvar) ⊙ ε.",
@@ -215,7 +216,8 @@ class KlDivergence(Check):
                           id="wrong-shape")
         compare(out, expected, name, _kl_mistakes(mu, logvar, lambda v: v))
         g_mu, g_lv = ev.get("g_mu"), ev.get("g_logvar")
-        if ev.get("requires_grad") is not True or not isinstance(g_mu, torch.Tensor) or not isinstance(g_lv, torch.Tensor):
+        if ev.get("requires_grad") is not True or not (isinstance(g_mu, torch.Tensor)
+                                                       and isinstance(g_lv, torch.Tensor)):
             raise Mistake(f"`{name}` is detached from μ and logvar (no gradient): keep it a torch expression, "
                           "no .item()/numpy.", id="no-gradient")
         if not close(g_mu, mu) or not close(g_lv, 0.5 * (logvar.exp() - 1)):
