@@ -3,20 +3,20 @@ r"""Integrity scan: what in a submission's own code looks like tampering with th
 API::
 
     from dgm.grading import integrity
-    result = integrity.scan(nb, release=release_nb)   # nbformat NotebookNodes; release is optional
+    result = integrity.scan(nb, release=release_nb)   # nbformat NotebookNodes; pass the release!
     result.summary()          # "ok" or "flagged: dispatch-override, reads-sources"
     result.flags              # [Flag(cls, cell, line, snippet), ...]: cell = grade_id or "#<index>"
 
-The scan reads code, never runs it, and never changes a score by itself: it gives the instructor
-a reason to look. It covers only what the student can change — cells that are not locked test or
-read-only cells — and skips top-level statements that the release (``release=``, the student
-version of the lab) already has, e.g. the setup cell's ``pip install`` fallback. IPython syntax
-(``!cmd``, ``%magic``, ``%%cell magic``) is translated by IPython first; shell escapes count as
-"shell", and the code inside ``%time``/``%%capture``-like magics is scanned too.
+The scan reads code, never runs it, and never changes a score by itself: it gives the instructor a
+reason to look. It covers what the student can change — not locked or read-only cells (nbgrader
+restores those) — and skips top-level statements the release (the student version of the lab)
+already has, e.g. the setup cell's ``pip install`` fallback; without ``release`` they count too.
+IPython syntax (``!cmd``, ``%magic``, ``%%cell magic``) is translated by IPython first: shell escapes
+are "shell", and the code inside ``%time``/``%%capture``-like magics is scanned as well.
 
-Flags are grouped by CLASS of tampering (see :data:`CLASSES`), each detected through resolved
-dotted names (``import subprocess as sp; sp.run`` is ``subprocess.run``), attribute names, file
-accesses, assignments to imported modules, and uses of the graded names of the lab's reference.
+Flags are grouped by CLASS of tampering (:data:`RULES`), found through dotted names resolved through
+imports and aliases (``import subprocess as sp; sp.run`` is ``subprocess.run``), attribute names,
+file reads of sensitive paths, writes to imported names, and the lab's graded names in its reference.
 """
 from __future__ import annotations
 
@@ -24,72 +24,78 @@ import ast
 import builtins
 import re
 from dataclasses import dataclass, field
-from fnmatch import fnmatch
+from fnmatch import translate
+from functools import lru_cache
 
-__all__ = ["Flag", "Integrity", "scan", "CLASSES"]
+__all__ = ["Flag", "Integrity", "scan", "CLASSES", "RULES"]
 
-#: class → what it means (the order is the report's order).
-CLASSES = {
-    "dynamic-code": "runs code built at run time (exec/eval/compile/__import__/importlib, %run)",
-    "code-objects": "builds or edits code/function objects (__code__, types.CodeType/FunctionType)",
-    "introspection": "inspects the caller or the interpreter (inspect, frames, gc referrers, globals())",
-    "interpreter-hooks": "hooks the interpreter (settrace/setprofile, sys.modules, builtins, ctypes, signals)",
-    "ipython-hooks": "hooks the IPython shell (get_ipython().events, custom exceptions, transformers)",
-    "dispatch-override": "overrides torch dispatch (__torch_function__, torch.library, dispatch modes)",
-    "reads-sources": "reads notebooks, package sources or the grader's files (__file__, *.ipynb, site-packages)",
-    "monkeypatch": "rebinds library or grading names (torch.x = …, setattr(module, …), checks = …)",
-    "shell": "runs processes (subprocess, os.system, !cmd, %%bash)",
-    "network": "opens network connections (socket, urllib, requests)",
-    "forged-output": "publishes raw display data, the way the checks' evidence is published",
-    "uses-reference": "uses the dgm reference implementation of a graded function",
-    "checker-internals": "reaches into dgm.checks or the grader beyond the check_* functions",
+
+@dataclass(frozen=True)
+class Rule:
+    meaning: str
+    names: tuple[str, ...]  # dotted names after alias resolution; "x" also matches "x.y"; * is a wildcard
+    attrs: frozenset[str]  # attribute (or def/class) names, wherever they appear
+
+
+def _rule(meaning: str, names: str, attrs: str = "") -> Rule:
+    return Rule(meaning, tuple(names.split()), frozenset(attrs.split()))
+
+
+#: class of tampering → how it is recognised (in report order). Some classes also have structural
+#: detection in :class:`_Scanner`: file reads, writes to imported names, graded names, magics.
+RULES = {
+    "dynamic-code": _rule(
+        "runs code built at run time (exec/eval/compile/__import__/importlib, %run)",
+        "exec eval compile __import__ importlib runpy marshal codeop code.interact code.Interactive* builtins.exec "
+        "builtins.eval builtins.compile builtins.__import__ pickle.loads dill"),
+    "code-objects": _rule(
+        "builds or edits code/function objects (__code__, types.CodeType/FunctionType)",
+        "types.CodeType types.FunctionType types.LambdaType types.CellType",
+        "__code__ co_code co_consts co_names __globals__ __closure__ cell_contents __defaults__ __kwdefaults__"),
+    "introspection": _rule(
+        "inspects the caller or the interpreter (inspect, frames, gc referrers, globals())",
+        "inspect gc.get_referrers gc.get_referents gc.get_objects sys._getframe sys._current_frames globals locals "
+        "traceback.walk_stack", "f_back f_globals f_locals f_code f_builtins tb_frame gi_frame cr_frame __subclasses__"),
+    "interpreter-hooks": _rule(
+        "hooks the interpreter (settrace/setprofile, sys.modules, builtins, ctypes, signals, os.environ writes)",
+        "sys.setprofile sys.settrace sys.setrecursionlimit sys.addaudithook sys.modules sys.meta_path sys.path_hooks "
+        "sys.path_importer_cache sys.excepthook sys.displayhook sys.monitoring threading.settrace threading.setprofile "
+        "ctypes cffi builtins __builtins__ signal atexit faulthandler os.putenv os.unsetenv resource"),
+    "ipython-hooks": _rule(
+        "hooks the IPython shell (get_ipython().events, custom exceptions, transformers)",
+        "ipykernel IPython.core.interactiveshell IPython.core.events IPython.core.inputtransformer* "
+        "IPython.core.magic IPython.core.ultratb"),
+    "dispatch-override": _rule(
+        "overrides torch dispatch (__torch_function__, torch.library, dispatch modes)",
+        "torch.library torch.overrides torch.utils._python_dispatch torch._C torch._ops torch._dynamo torch.fx",
+        "__torch_function__ __torch_dispatch__ TorchFunctionMode TorchDispatchMode __array_function__ __array_ufunc__"),
+    "reads-sources": _rule(
+        "reads notebooks, package sources or the grader's files (__file__, *.ipynb, site-packages)",
+        "linecache pkgutil.get_data importlib.resources nbformat nbgrader tokenize.open site.getsitepackages",
+        "__file__ __spec__ __loader__ __path__ __cached__"),
+    "monkeypatch": _rule("rebinds library or grading names (torch.x = …, setattr(module, …), checks = …)", "",
+                         "__setattr__ __delattr__"),
+    "shell": _rule("runs processes (subprocess, os.system, !cmd, %%bash)",
+                   "subprocess os.system os.popen os.exec* os.spawn* os.posix_spawn* os.fork* os.kill os.killpg pty "
+                   "multiprocessing get_ipython().system get_ipython().getoutput"),
+    "network": _rule("opens network connections (socket, urllib, requests)",
+                     "socket urllib requests http ftplib smtplib telnetlib ssl xmlrpc aiohttp httpx websocket "
+                     "asyncio.open_connection"),
+    "forged-output": _rule("publishes raw display data (raw=True, MIME dicts), as the checks publish evidence",
+                           "*publish_display_data", "_repr_mimebundle_ _ipython_display_ display_pub"),
+    "uses-reference": _rule("uses the lab's dgm reference implementation of a graded function or class", ""),
+    "checker-internals": _rule("reaches into dgm.checks or the grader beyond the check_* functions",
+                               "dgm.grading dgm.grade dgm.checks._* dgm.checks.evidence dgm.checks.cells "
+                               "dgm.checks.LABS"),
 }
-# Dotted names (after alias resolution) per class; "x" also matches "x.anything"; * is a wildcard.
-_PATHS = {
-    "dynamic-code": ["exec", "eval", "compile", "__import__", "importlib", "runpy", "marshal", "codeop",
-                     "code.interact", "code.InteractiveInterpreter", "code.InteractiveConsole", "builtins.exec",
-                     "builtins.eval", "builtins.compile", "builtins.__import__", "pickle.loads", "dill"],
-    "code-objects": ["types.CodeType", "types.FunctionType", "types.LambdaType", "types.CellType"],
-    "introspection": ["inspect", "gc.get_referrers", "gc.get_referents", "gc.get_objects", "sys._getframe",
-                      "sys._current_frames", "globals", "locals", "traceback.walk_stack"],
-    "interpreter-hooks": ["sys.setprofile", "sys.settrace", "sys.setrecursionlimit", "sys.addaudithook",
-                          "sys.modules", "sys.meta_path", "sys.path_hooks", "sys.path_importer_cache",
-                          "sys.excepthook", "sys.displayhook", "sys.monitoring", "threading.settrace",
-                          "threading.setprofile", "ctypes", "cffi", "builtins", "__builtins__", "signal",
-                          "atexit", "faulthandler", "os.putenv", "os.unsetenv", "resource"],
-    "dispatch-override": ["torch.library", "torch.overrides", "torch.utils._python_dispatch", "torch._C",
-                          "torch._ops", "torch._dynamo", "torch.fx", "torch.Tensor.__torch_function__"],
-    "reads-sources": ["linecache", "pkgutil.get_data", "importlib.resources", "nbformat", "nbgrader",
-                      "tokenize.open", "site.getsitepackages"],
-    "shell": ["subprocess", "os.system", "os.popen", "os.exec*", "os.spawn*", "os.posix_spawn*", "os.fork*",
-              "os.kill", "os.killpg", "pty", "multiprocessing", "get_ipython().system", "get_ipython().getoutput"],
-    "network": ["socket", "urllib", "requests", "http", "ftplib", "smtplib", "telnetlib", "ssl", "xmlrpc",
-                "aiohttp", "httpx", "websocket", "asyncio.open_connection"],
-    "ipython-hooks": ["ipykernel", "IPython.core.interactiveshell", "IPython.core.events",
-                      "IPython.core.inputtransformer*", "IPython.core.magic", "IPython.core.ultratb"],
-    "forged-output": ["*publish_display_data"],
-    "checker-internals": ["dgm.grading", "dgm.grade", "dgm.checks._*", "dgm.checks.evidence", "dgm.checks.cells",
-                          "dgm.checks.LABS"],
-}
-# Attribute (or method/def) names per class, wherever they appear.
-_ATTRS = {
-    "code-objects": {"__code__", "co_code", "co_consts", "co_names", "__globals__", "__closure__",
-                     "cell_contents", "__defaults__", "__kwdefaults__"},
-    "introspection": {"f_back", "f_globals", "f_locals", "f_code", "f_builtins", "tb_frame", "gi_frame",
-                      "cr_frame", "__subclasses__"},
-    "dispatch-override": {"__torch_function__", "__torch_dispatch__", "TorchFunctionMode", "TorchDispatchMode",
-                          "__array_function__", "__array_ufunc__"},
-    "reads-sources": {"__file__", "__spec__", "__loader__", "__path__", "__cached__"},
-    "monkeypatch": {"__setattr__", "__delattr__"},
-    "forged-output": {"_repr_mimebundle_", "_ipython_display_", "display_pub"},
-}
+CLASSES = {cls: rule.meaning for cls, rule in RULES.items()}  #: class → what it means
 _MAGICS = {"system": "shell", "sx": "shell", "bash": "shell", "sh": "shell", "script": "shell", "!": "shell",
-           "run": "dynamic-code", "load": "reads-sources", "loadpy": "reads-sources", "pycat": "reads-sources",
-           "writefile": "dynamic-code", "load_ext": "dynamic-code", "edit": "dynamic-code", "macro": "dynamic-code"}
+           "run": "dynamic-code", "writefile": "dynamic-code", "load_ext": "dynamic-code", "edit": "dynamic-code",
+           "macro": "dynamic-code", "load": "reads-sources", "loadpy": "reads-sources", "pycat": "reads-sources"}
 _CODE_MAGICS = {"time", "timeit", "capture", "prun", "debug"}  # their argument is code: scan it too
 _REFERENCE = ("dgm.ae", "dgm.vae", "dgm.gan", "dgm.ddpm", "dgm.flows")
-_FILE_CALLS = {"open", "io.open", "os.open", "os.listdir", "os.scandir", "os.walk", "glob", "shutil.copy*",
-               "numpy.load*", "torch.load", "json.load", "pathlib.Path", "pathlib.PurePath"}
+_FILE_CALLS = ("open", "io.open", "os.open", "os.listdir", "os.scandir", "os.walk", "glob", "shutil.copy*",
+               "numpy.load*", "torch.load", "json.load", "pathlib.Path", "pathlib.PurePath")
 _FILE_METHODS = {"read_text", "read_bytes", "open", "glob", "rglob", "iterdir", "listdir", "scandir", "walk"}
 _SENSITIVE = re.compile(r"\.ipynb|\.pyc?\b|site-packages|dist-packages|gradebook|(^|/)\.\.(/|$)|"
                         r"(^|/)(source|release|submitted|autograded|feedback|dgm|checks)(/|$)")
@@ -100,7 +106,7 @@ _GLOBAL_NAMES = set(dir(builtins)) | {"__builtins__", "__file__", "get_ipython",
 
 @dataclass(frozen=True)
 class Flag:
-    cls: str  # a key of CLASSES
+    cls: str  # a key of RULES
     cell: str  # nbgrader grade_id, or "#<index>" for a cell without one
     line: int  # line in the cell (1-based)
     snippet: str  # the offending source line, trimmed
@@ -111,16 +117,22 @@ class Integrity:
     flags: list[Flag] = field(default_factory=list)
 
     def summary(self) -> str:
-        r"""``"ok"``, or ``"flagged: "`` and the classes found, in :data:`CLASSES` order."""
+        r"""``"ok"``, or ``"flagged: "`` and the classes found, in :data:`RULES` order."""
         found = {f.cls for f in self.flags}
-        return "ok" if not found else "flagged: " + ", ".join(c for c in CLASSES if c in found)
+        return "ok" if not found else "flagged: " + ", ".join(c for c in RULES if c in found)
 
 
-def _match(path: str, patterns) -> bool:
-    return any(fnmatch(path, p) or fnmatch(path, p + ".*") for p in patterns)
+@lru_cache(maxsize=None)
+def _regex(patterns: tuple[str, ...]) -> re.Pattern:
+    return re.compile("|".join(translate(p) + "|" + translate(p + ".*") for p in patterns))
 
 
-def _source(cell) -> str:
+def _match(path: str, patterns: tuple[str, ...]) -> bool:
+    return _regex(patterns).match(path) is not None
+
+
+@lru_cache(maxsize=4096)
+def _source(cell: str) -> str:
     try:
         from IPython.core.inputtransformer2 import TransformerManager
     except ImportError:  # no IPython: comment out shell escapes and magics so the rest still parses
@@ -136,22 +148,21 @@ def _parse(src: str) -> ast.Module | None:
 
 
 class _Scanner(ast.NodeVisitor):
-    r"""Flags the statements of one cell; ``alias`` maps local names to dotted names (from imports)."""
+    r"""Flags the statements of one cell; ``alias`` maps imported names to dotted names."""
 
-    def __init__(self, alias: dict[str, str], graded: set[str], lines: list[str], cell: str, out: list[Flag],
-                 reference: set[str] = frozenset()):
-        self.alias, self.graded, self.lines, self.cell, self.out = alias, graded, lines, cell, out
-        self.reference = reference  # the lab's reference module(s), e.g. {"dgm.vae"}
-        self.imported = set(alias)  # names bound to modules or their members: writing to them is patching
+    def __init__(self, alias: dict[str, str], graded: set[str], reference: set[str], lines: list[str],
+                 cell: str, out: list[Flag]):
+        self.alias, self.graded, self.reference, self.lines, self.cell, self.out = (
+            alias, graded, reference, lines, cell, out)
 
     def flag(self, cls: str, node: ast.AST) -> None:
         line = getattr(node, "lineno", 1)
-        text = self.lines[line - 1].strip() if 0 < line <= len(self.lines) else ""
-        flag = Flag(cls, self.cell, line, text[:120])
+        flag = Flag(cls, self.cell, line, self.lines[line - 1].strip()[:120] if 0 < line <= len(self.lines) else "")
         if flag not in self.out:
             self.out.append(flag)
 
     def path(self, node: ast.AST) -> str | None:
+        r"""The dotted name of a Name/Attribute chain ("~x" for the student's own x), else None."""
         if isinstance(node, ast.Name):
             return self.alias.get(node.id, node.id if node.id in _GLOBAL_NAMES else "~" + node.id)
         if isinstance(node, ast.Attribute):
@@ -162,10 +173,10 @@ class _Scanner(ast.NodeVisitor):
         return None
 
     def check_path(self, path: str, node: ast.AST) -> None:
-        for cls, patterns in _PATHS.items():
-            if _match(path, patterns):
+        for cls, rule in RULES.items():
+            if rule.names and _match(path, rule.names):
                 self.flag(cls, node)
-        if path.startswith("get_ipython().") and not _match(path, _PATHS["shell"]):
+        if path.startswith("get_ipython().") and not _match(path, RULES["shell"].names):
             self.flag("ipython-hooks", node)
         parts = path.split(".")
         if len(parts) > 2 and ".".join(parts[:2]) in self.reference and parts[2] in self.graded:
@@ -174,14 +185,14 @@ class _Scanner(ast.NodeVisitor):
             self.flag("checker-internals", node)
 
     def check_attr(self, name: str, node: ast.AST) -> None:
-        for cls, names in _ATTRS.items():
-            if name in names:
+        for cls, rule in RULES.items():
+            if name in rule.attrs:
                 self.flag(cls, node)
 
-    # ----------------------------------------------------------------- names, attributes, imports
+    # ----------------------------------------------------------------- names, attributes, imports, defs
     def visit_Name(self, node: ast.Name) -> None:
         self.check_path(self.path(node), node)
-        if node.id in ("__file__", "__spec__", "__loader__", "__builtins__"):
+        if node.id.startswith("__"):
             self.check_attr(node.id, node)
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
@@ -204,6 +215,8 @@ class _Scanner(ast.NodeVisitor):
         for a in node.names:
             self.check_path(f"{node.module or ''}.{a.name}", node)
             self.rebinds(a.asname or a.name, node, f"{node.module}.{a.name}")
+            if a.name == "*" and node.module in self.reference:
+                self.flag("uses-reference", node)
 
     def visit_FunctionDef(self, node) -> None:
         self.check_attr(node.name, node)
@@ -218,19 +231,19 @@ class _Scanner(ast.NodeVisitor):
 
     # ----------------------------------------------------------------- calls
     def visit_Call(self, node: ast.Call) -> None:
-        func = self.path(node.func)
+        func, args = self.path(node.func), node.args
         name = node.func.attr if isinstance(node.func, ast.Attribute) else func
-        args = [a for a in node.args]
         consts = [a.value for a in args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
         if func in ("get_ipython().run_line_magic", "get_ipython().run_cell_magic") and consts:
-            self.magic(consts[0], consts[-1], node)
-            return
+            return self.magic(consts[0], consts[-1], node)
         if func in ("getattr", "setattr", "delattr", "hasattr") and len(args) >= 2:
             target = self.path(args[0])
             if isinstance(args[1], ast.Constant) and isinstance(args[1].value, str):
                 self.check_attr(args[1].value, node)
                 if target is not None:
                     self.check_path(f"{target}.{args[1].value}", node)
+            elif target in self.reference:  # getattr(dgm.vae, "repa" + "rameterize")
+                self.flag("uses-reference", node)
             if func in ("setattr", "delattr"):
                 self.patch(args[0], node)
         if (func or "").endswith("display") and (any(isinstance(a, ast.Dict) for a in args) or any(
@@ -248,12 +261,10 @@ class _Scanner(ast.NodeVisitor):
     def magic(self, magic: str, body: str, node: ast.AST) -> None:
         if magic in _MAGICS:
             self.flag(_MAGICS[magic], node)
-        elif magic in _CODE_MAGICS:
-            tree = _parse(body)
-            if tree is not None:
-                for stmt in tree.body:
-                    ast.increment_lineno(stmt, getattr(node, "lineno", 1) - 1)
-                    self.visit(stmt)
+        elif magic in _CODE_MAGICS and (tree := _parse(body)) is not None:
+            for stmt in tree.body:
+                ast.increment_lineno(stmt, getattr(node, "lineno", 1) - 1)
+                self.visit(stmt)
 
     # ----------------------------------------------------------------- assignments
     def patch(self, target: ast.AST, node: ast.AST) -> None:
@@ -264,8 +275,7 @@ class _Scanner(ast.NodeVisitor):
         path = self.path(target) or ""
         if path.startswith("os.environ"):
             self.flag("interpreter-hooks", node)
-            return
-        if isinstance(root, ast.Name) and (root.id in self.imported or root.id == "checks"):
+        elif isinstance(root, ast.Name) and (root.id in self.alias or root.id == "checks"):
             if not any(s in path for s in _SAFE_SETTINGS):
                 self.flag("monkeypatch", node)
         elif isinstance(root, ast.Call) and self.path(root.func) in ("globals", "vars", "locals"):
@@ -283,22 +293,17 @@ class _Scanner(ast.NodeVisitor):
             self.store(target.value, node)
         elif isinstance(target, ast.Name):
             self.rebinds(target.id, node)
-        elif isinstance(target, ast.Attribute):
+        elif isinstance(target, (ast.Attribute, ast.Subscript)):
             self.patch(target.value, node)
-            self.check_attr(target.attr, node)
-        elif isinstance(target, ast.Subscript):
-            self.patch(target.value, node)
+            if isinstance(target, ast.Attribute):
+                self.check_attr(target.attr, node)
 
     def visit_Assign(self, node) -> None:
         for t in getattr(node, "targets", None) or [node.target]:
             self.store(t, node)
         self.generic_visit(node)
 
-    visit_AugAssign = visit_AnnAssign = visit_For = visit_AsyncFor = visit_Assign
-
-    def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
-        self.store(node.target, node)
-        self.generic_visit(node)
+    visit_AugAssign = visit_AnnAssign = visit_For = visit_AsyncFor = visit_NamedExpr = visit_Assign
 
     def visit_withitem(self, node: ast.withitem) -> None:
         if node.optional_vars is not None:
@@ -315,23 +320,20 @@ def _editable(cell) -> bool:
     return cell.get("cell_type") == "code" and not md.get("locked") and not (md.get("grade") and not md.get("solution"))
 
 
-def _aliases(trees) -> dict[str, str]:
-    r"""Local name → dotted name, from every import and ``x = <dotted name>`` in the notebook."""
+def _aliases(trees: list[ast.Module]) -> dict[str, str]:
+    r"""Imported name → dotted name, from every import and ``x = <imported dotted name>`` in the notebook."""
     alias: dict[str, str] = {}
-    for tree in trees:
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                for a in node.names:
-                    alias[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                for a in node.names:
-                    alias[a.asname or a.name] = f"{node.module}.{a.name}"
-    for tree in trees:  # one level of `x = module.thing` aliasing (sp = subprocess, run = sp.run)
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                path = _Scanner(alias, set(), [], "", []).path(node.value)
-                if path is not None and not path.startswith("~") and path != node.targets[0].id:
-                    alias[node.targets[0].id] = path
+    for node in (n for tree in trees for n in ast.walk(tree)):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                alias[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            alias.update({a.asname or a.name: f"{node.module}.{a.name}" for a in node.names})
+    for node in (n for tree in trees for n in ast.walk(tree)):  # sp = subprocess; run = sp.run; e = eval
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            path = _Scanner(alias, set(), set(), [], "", []).path(node.value)
+            if path is not None and not path.startswith("~") and path != node.targets[0].id:
+                alias[node.targets[0].id] = path
     return alias
 
 
@@ -347,28 +349,27 @@ def _graded(nb) -> set[str]:
 
 
 def scan(nb, release=None) -> Integrity:
-    r"""Scan the code cells the student can edit in ``nb``; see the module docstring."""
-    known = set()
-    if release is not None:
-        for cell in release.cells:
-            tree = _parse(cell.source) if cell.get("cell_type") == "code" else None
-            known |= {ast.dump(s) for s in (tree.body if tree else [])}
+    r"""Scan the code cells the student can edit in ``nb`` (see the module docstring)."""
+    known: set[str] = set()  # the release's top-level statements: not the student's code
+    for cell in release.cells if release is not None else []:
+        tree = _parse(cell.source) if cell.get("cell_type") == "code" else None
+        known |= {ast.dump(s) for s in (tree.body if tree else [])}
     cells = [(i, c, _parse(c.source) if c.get("cell_type") == "code" else None) for i, c in enumerate(nb.cells)]
     alias = _aliases([t for _, _, t in cells if t is not None])
     graded = _graded(nb) | (_graded(release) if release is not None else set())
-    # the lab's reference module, from the checks it imports (dgm.checks.vae → dgm.vae); other labs'
+    # the lab's reference module, from the checks it imports (dgm.checks.vae → dgm.vae); the other labs'
     # reference models are course material (lab 2 trains dgm.ae's autoencoder for comparison)
-    reference = {f"dgm.{v.split('.')[2]}" for v in alias.values() if v.startswith("dgm.checks.") and
-                 f"dgm.{v.split('.')[2]}" in _REFERENCE} or set(_REFERENCE)
+    labs = {f"dgm.{v.split('.')[2]}" for v in alias.values() if v.startswith("dgm.checks.")}
+    reference = (labs & set(_REFERENCE)) or set(_REFERENCE)
     out: list[Flag] = []
     for i, cell, tree in cells:
         if tree is None or not _editable(cell):
             continue
-        name = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or f"#{i}"
         lines = cell.source.splitlines()
         if len(lines) != len(_source(cell.source).splitlines()):  # a cell magic: show IPython's lines
             lines = _source(cell.source).splitlines()
-        scanner = _Scanner(alias, graded, lines, name, out, reference)
+        name = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or f"#{i}"
+        scanner = _Scanner(alias, graded, reference, lines, name, out)
         for stmt in tree.body:
             if ast.dump(stmt) not in known:
                 scanner.visit(stmt)
