@@ -293,13 +293,13 @@ def sample_quality(images, *, threshold: float = THRESHOLD, dataset: str | None 
     n_sure = int(counts.sum())
     n_classes = int((counts >= max(0.1 * n_sure / 10, 1)).sum()) if n_sure else 0
     h = counts[counts > 0] / max(n_sure, 1)
-    entropy = float(-(h * h.log()).sum() / math.log(10)) if n_sure else 0.0
+    entropy = float(-(h * h.log()).sum() / math.log(10)) + 0.0 if n_sure else 0.0  # + 0.0: no "-0.00"
     if len(x) >= 2:
         mu, sigma = _gaussian(phi)
         fid = frechet_distance(mu, sigma, model.mu_ref, model.sigma_ref)
     else:
         fid = float("nan")  # a covariance needs two samples
-    return SampleQuality(confident=n_sure / len(x), n_classes=n_classes, class_entropy=max(entropy, 0.0),
+    return SampleQuality(confident=n_sure / len(x), n_classes=n_classes, class_entropy=abs(entropy),
                          fid=max(fid, 0.0) if fid == fid else fid, n=len(x), threshold=threshold)
 
 
