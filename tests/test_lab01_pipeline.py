@@ -5,6 +5,24 @@ MEAN_LOSS = '''
 def reconstruction_loss(x, x_hat):
     return ((x - x_hat) ** 2).mean()
 '''
+RELU_CODE = '''
+class Autoencoder(nn.Module):
+    def __init__(self, latent_dim: int):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, latent_dim),
+                                     nn.ReLU())  # an activation on the code: the mistake
+        self.decoder = nn.Sequential(nn.Linear(latent_dim, 128), nn.ReLU(), nn.Linear(128, 784), nn.Sigmoid())
+
+    def encode(self, x):
+        return self.encoder(x)
+
+    def decode(self, z):
+        return self.decoder(z).view(-1, 1, 28, 28)
+
+    def forward(self, x):
+        return self.decode(self.encode(x))
+'''
 REFERENCE_LOSS = '''
 from dgm.ae import reconstruction_loss as my_loss   # imported under another name
 
@@ -15,7 +33,9 @@ def reconstruction_loss(x, x_hat):
 globals().update(Pipeline(
     lab="01_autoencoder",
     tests=("test_reconstruction_loss", "test_autoencoder", "test_train_step"),
-    mistakes={"reconstruction_loss": MEAN_LOSS},
-    named={"test_reconstruction_loss": "averages over every pixel"},
+    # two earlier parts wrong: each costs its own cell only; train_step is graded with the check's own loss_fn
+    mistakes={"autoencoder": RELU_CODE, "reconstruction_loss": MEAN_LOSS},
+    named={"test_autoencoder": "The code is squashed by an activation",
+           "test_reconstruction_loss": "averages over every pixel"},
     reference=("reconstruction_loss", REFERENCE_LOSS, "test_reconstruction_loss"),
 ).tests())
