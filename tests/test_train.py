@@ -233,3 +233,28 @@ def test_thread_policy(monkeypatch):
     assert run(DGM_FAST="1").stdout.strip() == "1"
     bad = run(DGM_THREADS="many")
     assert bad.returncode != 0 and "DGM_THREADS must be a whole number" in bad.stderr
+
+
+def test_fingerprint_of_notebook_code_sees_source_and_globals():
+    """In IPython (what Jupyter runs), functions have sources via linecache; classes fall back to their methods."""
+    IPython = pytest.importorskip("IPython")
+    from dgm.train import _class_source, _function
+
+    shell = IPython.core.interactiveshell.InteractiveShell.instance()
+    try:
+        _notebook_checks(shell, shell.user_ns, _function, _class_source)
+    finally:
+        IPython.core.interactiveshell.InteractiveShell.clear_instance()  # later tests see no IPython
+
+
+def _notebook_checks(shell, ns, _function, _class_source):
+    shell.run_cell("import torch\nBETA = 1.0\ndef loss(m, x):\n    return (m(x) ** 2).mean() * BETA\n"
+                   "class Net(torch.nn.Module):\n    def forward(self, x):\n        return x * 2\n")
+    before, net = _function(ns["loss"]), _class_source(ns["Net"])
+    assert "return (m(x) ** 2).mean() * BETA" in before and "return x * 2" in net
+    shell.run_cell("BETA = 4.0")
+    assert _function(ns["loss"]) != before  # a changed hyperparameter in a notebook global
+    shell.run_cell("BETA = 1.0\ndef loss(m, x):\n    return (m(x) ** 2).mean() * BETA\n")
+    assert _function(ns["loss"]) == before  # re-running the same cell changes nothing
+    shell.run_cell("class Net(torch.nn.Module):\n    def forward(self, x):\n        return x * 3\n")
+    assert _class_source(ns["Net"]) != net
