@@ -244,3 +244,40 @@ def test_command_shape(tmp_path):
     binds = {argv[i + 2] for i, a in enumerate(argv) if a in ("--bind", "--ro-bind")}
     assert str(REPO) not in binds and str(REPO / "course") not in binds and "/root" not in binds
     assert [argv[i + 1] for i, a in enumerate(argv) if a == "--bind"] == [str(tmp_path)]
+
+
+@needs_bwrap
+def test_interrupt_reaches_the_kernel(kernel):
+    r"""nbclient's cell timeout interrupts the kernel: the cell stops, the kernel lives on."""
+    msg_id = kernel.kc.execute("import time\nfor _ in range(600): time.sleep(0.1)")
+    time.sleep(2)
+    kernel.km.interrupt_kernel()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        reply = kernel.kc.get_shell_msg(timeout=30)
+        if reply["parent_header"].get("msg_id") == msg_id:
+            break
+    assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
+    assert time.monotonic() < deadline
+    assert kernel.run("print(6 * 7)", timeout=30)[0].strip() == "42"
+
+
+@needs_bwrap
+def test_nbclient_runs_a_notebook_in_the_sandbox(tmp_path):
+    r"""What the grader does: nbclient with the sandbox's kernel manager and a cwd."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    nb = new_notebook(cells=[new_code_cell("import os, torch\nprint(os.getcwd() == os.environ['HOME'], "
+                                           "torch.ones(2).sum().item())")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    km = sandbox.kernel_manager(tmp_path / "s", env={})
+    client = NotebookClient(nb, km=km, timeout=120, startup_timeout=120,
+                            resources={"metadata": {"path": str(tmp_path)}})
+    try:
+        client.execute()  # a km passed in is not shut down by nbclient
+        assert nb.cells[0].outputs[0]["text"].strip() == "True 2.0"
+    finally:
+        km.shutdown_kernel(now=True)
+    assert not (tmp_path / "s" / "kernel.json").exists()

@@ -23,11 +23,14 @@ Inside the sandbox the kernel sees read-only: ``/usr`` (and the ``/bin``, ``/lib
 ``/etc`` files for the dynamic loader, the Python installation, the venv, the ``dgm`` package folder,
 ``/sys/devices/system/cpu``; a fresh ``/dev``, ``/proc`` (own PID namespace) and ``/tmp``; no network
 (own, empty network namespace), its own session, IPC and hostname, and it dies with the grader. When
-the grader runs as root, the kernel drops to ``uid``/``gid`` 65534 so that ``RLIMIT_NPROC`` (a
-fork-bomb bound, see :mod:`dgm.grading.kernel`) applies and it owns nothing but ``scratch``.
+the grader runs as root, the kernel drops to a uid/gid of its own (:func:`kernel_uid`, no such user
+exists) so that ``RLIMIT_NPROC`` (the fork-bomb bound, see :mod:`dgm.grading.kernel`) applies and
+counts only that kernel's processes; it owns nothing but ``scratch`` (given to it by
+:func:`kernel_manager`). Interrupts go over the control channel (``interrupt_mode="message"``).
 """
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -37,11 +40,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
-__all__ = ["SandboxStatus", "SandboxUnavailable", "status", "kernel_command", "kernel_manager",
-           "NOBODY", "NPROC"]
+__all__ = ["SandboxStatus", "SandboxUnavailable", "status", "kernel_command", "kernel_manager", "kernel_uid",
+           "NPROC"]
 
-NOBODY = 65534  # uid/gid the kernel drops to when the grader is root
 NPROC = 256  # RLIMIT_NPROC inside the sandbox (processes + threads of the kernel's uid)
+_UID_BASE = 2**30  # kernel uids (root grader only): 2**30 + 16 * grader pid + a counter; no such user exists
+_uids = itertools.count()
 _ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime")
 _FORWARD = ("NBGRADER_EXECUTION", "PYTHONWARNINGS")
 _MAX_SOCKET = 100  # sun_path is 108 bytes; "<scratch>/k-<port>" must fit
@@ -61,13 +65,18 @@ def _root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
+def kernel_uid() -> int:
+    r"""A fresh uid/gid for one sandboxed kernel (used only when the grader runs as root)."""
+    return _UID_BASE + (os.getpid() % 2**22) * 16 + next(_uids) % 16
+
+
 def _under(path: Path, roots: list[Path]) -> bool:
     return any(path == r or r in path.parents for r in roots)
 
 
 def _dirs(args: list[str]) -> list[str]:
     r"""Insert ``--perms 0755 --dir`` for the parents of every mount point (bwrap makes them 0700,
-    which a kernel that dropped to :data:`NOBODY` could not traverse)."""
+    which a kernel that dropped to its own uid could not traverse)."""
     out: list[str] = []
     made: set[str] = {"/"}
     i = 0
@@ -111,7 +120,7 @@ def _mounts(python: str) -> list[str]:
     return args
 
 
-def _env(scratch: Path, python: str, env: Mapping[str, str] | None) -> dict[str, str]:
+def _env(scratch: Path, python: str, env: Mapping[str, str] | None, uid: int | None) -> dict[str, str]:
     if env is None:
         env = {k: v for k, v in os.environ.items() if k.startswith("DGM_") or k in _FORWARD}
     defaults = {"LANG": "C.UTF-8", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -124,12 +133,13 @@ def _env(scratch: Path, python: str, env: Mapping[str, str] | None) -> dict[str,
         "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1", "DGM_GRADE_NPROC": str(NPROC),
         "DGM_SANDBOXED": "1",
     }
-    if _root():
-        fixed["DGM_GRADE_UID"] = str(NOBODY)
+    if uid is not None:
+        fixed["DGM_GRADE_UID"] = str(uid)
     return {**defaults, **{k: str(v) for k, v in env.items()}, **fixed}
 
 
-def _bwrap_args(scratch: Path, python: str, env: Mapping[str, str] | None, data: Path | None) -> list[str]:
+def _bwrap_args(scratch: Path, python: str, env: Mapping[str, str] | None, data: Path | None,
+                uid: int | None) -> list[str]:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise SandboxUnavailable("bubblewrap (bwrap) is not installed: apt-get install bubblewrap")
@@ -140,9 +150,9 @@ def _bwrap_args(scratch: Path, python: str, env: Mapping[str, str] | None, data:
     args = [bwrap, *_dirs(mounts + ["--bind", str(scratch), str(scratch)]), "--chdir", str(scratch),
             "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
             "--hostname", "grader", "--die-with-parent", "--new-session", "--clearenv"]
-    if _root():  # kernel.py drops to NOBODY, so RLIMIT_NPROC applies (root is exempt from it)
+    if uid is not None:  # kernel.py drops to uid, so RLIMIT_NPROC applies (root is exempt from it)
         args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-    variables = _env(scratch, python, env)
+    variables = _env(scratch, python, env, uid)
     if data is not None:
         variables["DGM_DATA"] = str(Path(data).absolute())
     for key, value in variables.items():
@@ -157,7 +167,8 @@ def _probe(python: str) -> SandboxStatus:
     probe_dir = Path("/tmp") / f"dgm-sandbox-probe-{os.getpid()}"
     try:
         probe_dir.mkdir(exist_ok=True)
-        argv = _bwrap_args(probe_dir, python, {}, None) + [python, "-I", "-S", "-c", "pass"]
+        argv = _bwrap_args(probe_dir, python, {}, None, kernel_uid() if _root() else None) + [
+            python, "-I", "-S", "-c", "pass"]
         run = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     except SandboxUnavailable as err:
         return SandboxStatus(False, str(err))
@@ -179,16 +190,20 @@ def status(python: str = sys.executable) -> SandboxStatus:
 
 
 def kernel_command(scratch: Path, env: Mapping[str, str] | None = None, python: str = sys.executable,
-                   data: Path | None = None) -> list[str]:
+                   data: Path | None = None, uid: int | None = None) -> list[str]:
     r"""``bwrap … -- python -m dgm.grading.kernel -f {connection_file}``: the sandboxed kernel's argv.
 
     ``data``: an optional folder with a pre-filled dataset cache, bound read-only as ``DGM_DATA``
-    (default: ``DGM_DATA`` is ``scratch/.cache/dgm``, writable). Raises :class:`SandboxUnavailable`.
+    (default: ``DGM_DATA`` is ``scratch/.cache/dgm``, writable). As root, the kernel drops to ``uid``
+    (default: a fresh :func:`kernel_uid`), which must then own ``scratch`` and the connection file —
+    :func:`kernel_manager` sees to that. Raises :class:`SandboxUnavailable`.
     """
     st = status(python)
     if not st.available:
         raise SandboxUnavailable(st.reason)
-    return _bwrap_args(Path(scratch), python, env, data) + [
+    if _root() and uid is None:
+        uid = kernel_uid()
+    return _bwrap_args(Path(scratch), python, env, data, uid if _root() else None) + [
         python, "-m", "dgm.grading.kernel", "-f", "{connection_file}"]
 
 
@@ -209,25 +224,24 @@ def kernel_manager(scratch: Path, env: Mapping[str, str] | None = None, python: 
     if not status(python).available:
         extra = {k: str(v) for k, v in (env or {}).items()}
         argv = [python, "-m", "dgm.grading.kernel", "-f", "{connection_file}"]
-        km = KernelManager(kernel_name="")
+        km = KernelManager(kernel_name="python3")  # an ipykernel: nbclient keeps its history in memory
         km._kernel_spec = KernelSpec(argv=argv, env=extra, **spec)
         return km
     if len(str(scratch)) + 8 > _MAX_SOCKET:
         raise ValueError(f"scratch path too long for unix sockets ({len(str(scratch))} chars): {scratch}")
-    km = _manager_class()(kernel_name="", transport="ipc", ip=str(scratch / "k"),
-                                 connection_file=str(scratch / "kernel.json"))
-    km._kernel_spec = KernelSpec(argv=kernel_command(scratch, env, python, data), **spec)
-    km.scratch = scratch
+    km = _manager_class()(kernel_name="python3", transport="ipc", ip=str(scratch / "k"),
+                          connection_file=str(scratch / "kernel.json"))
+    km.scratch, km.uid = scratch, (kernel_uid() if _root() else None)
+    km._kernel_spec = KernelSpec(argv=kernel_command(scratch, env, python, data, km.uid), **spec)
     return km
 
 
-def _give(path: Path) -> None:
-    r"""chown ``path`` (recursively) to :data:`NOBODY`, the uid the sandboxed kernel drops to."""
-    os.chown(path, NOBODY, NOBODY, follow_symlinks=False)
-    if path.is_dir() and not path.is_symlink():
-        for root, dirs, files in os.walk(path):
-            for name in dirs + files:
-                os.chown(os.path.join(root, name), NOBODY, NOBODY, follow_symlinks=False)
+def _give(path: Path, uid: int) -> None:
+    r"""chown ``path`` (recursively) to ``uid``, the uid the sandboxed kernel drops to."""
+    os.chown(path, uid, uid, follow_symlinks=False)
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), uid, uid, follow_symlinks=False)
 
 
 @lru_cache(maxsize=1)
@@ -238,11 +252,12 @@ def _manager_class():  # jupyter_client is imported only when a manager is neede
         r"""Writes the connection file into scratch and, as root, hands scratch to the kernel's uid."""
 
         scratch: Path
+        uid: int | None  # the kernel's uid when the grader is root
 
         def write_connection_file(self, **kwargs) -> None:
             super().write_connection_file(**kwargs)
-            if _root():
-                _give(self.scratch)
+            if self.uid is not None:
+                _give(self.scratch, self.uid)
 
     return SandboxedKernelManager
 
