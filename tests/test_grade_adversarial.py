@@ -1,5 +1,10 @@
 """`dgm-grade` on a batch of hostile submissions: the batch keeps going, every student gets the right
-score and a readable reason, and three runs give identical grades.
+score and a readable reason, and three runs give identical grades (hidden inputs come from HMAC seeds
+of the submission: re-grading is deterministic).
+
+To add a case, add a row to :func:`students`: (notebook or raw text, expected {test: score}, a phrase
+of the reason). Hostile *evidence* is unit-tested in test_grading_judge.py; one grading path and
+sanitised feedback in test_grading_paths.py.
 
 One batch (an LMS-style zip export) holds 16 students, graded with 2 workers, three times. For speed
 the submissions stop after the last test cell (students may delete the experiments; it does not
@@ -103,7 +108,8 @@ def students(course) -> dict:
         "stderr": (with_cell(nb, "reconstruction_loss", "import warnings\nwarnings.warn('top-level warning')\n" + fn(
             "reconstruction_loss", "warnings.warn('this is deprecated', DeprecationWarning)\n"
             "print('debug: computing the loss', file=sys.stderr)\n" + GOOD_LOSS)), FULL, "stderr"),
-        "monkeypatch": (patched, {**FULL, loss: 0}, "monkeypatching"),
+        # the kernel's checks only report evidence; the grader judges: patching them yields no evidence
+        "monkeypatch": (patched, {**FULL, loss: 0}, "produced no result"),
         "reference": (with_cell(nb, "reconstruction_loss", fn("reconstruction_loss", (
             "from dgm.ae import reconstruction_loss as r\nreturn r(x, x_hat)"))), {**FULL, loss: 0},
             "write your own implementation"),
