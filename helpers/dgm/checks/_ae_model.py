@@ -98,7 +98,7 @@ class AutoencoderCheck(Check):
         models = []
         for k, d in enumerate(dims):
             sign = torch.tensor([(-1.0) ** j for j in range(d)])  # (d,)  +, −, +, …
-            models.append({"d": d, "init_seed": (seed + 7919 * k) % 2**31,
+            models.append({"d": d, "init_seed": (seed + 7919 * k) % 2**31, "fit": k == 0,  # one fit per case
                            "t": CODE_TARGET * sign.expand(b, d).clone(),            # (B, d)
                            "c": fixed_normal(2, d, seed=seed + 11 + k)})            # (2, d)
         return {"x": images(b, seed), "y": y, "models": models}
@@ -136,7 +136,8 @@ class AutoencoderCheck(Check):
         ev = {"d": d, "z": _cpu(z), "x_dec": _cpu(x_dec), "x_hat": _cpu(x_hat),
               "enc_grad": enc_grad, "fwd_grad": fwd_grad}
         image = (x.shape[0], 1, 28, 28)
-        if all(isinstance(o, torch.Tensor) and tuple(o.shape) == image for o in (x_hat, x_dec)) and params:
+        if spec["fit"] and params and all(isinstance(o, torch.Tensor) and tuple(o.shape) == image
+                                          for o in (x_hat, x_dec)):
             guarded_call(_fit, model, x, t, c, y, name="training your Autoencoder briefly", forbidden=forbidden)
             with torch.no_grad():
                 ev["z_fit"] = _cpu(guarded_call(model.encode, x, name="encode", forbidden=forbidden))
@@ -149,10 +150,10 @@ class AutoencoderCheck(Check):
         if not isinstance(per, list) or len(per) != len(inputs["models"]) or not all(isinstance(e, dict) for e in per):
             raise Mistake("`Autoencoder`: the check's evidence is incomplete.", id="malformed-evidence")
         for spec, e in zip(inputs["models"], per):
-            self._judge_one(inputs["x"].shape[0], spec["d"], e)
+            self._judge_one(inputs["x"].shape[0], spec["d"], spec["fit"], e)
 
     @staticmethod
-    def _judge_one(b: int, d: int, ev: dict) -> None:
+    def _judge_one(b: int, d: int, fitted: bool, ev: dict) -> None:
         at = f" (latent_dim={d})"
         z = tensor_evidence(ev, "encode", "z")
         if z.dim() != 2 or z.shape[0] != b:
@@ -187,6 +188,8 @@ class AutoencoderCheck(Check):
             raise Mistake("No gradient flows from forward(x) back into the encoder: keep the code z in the graph "
                           "between encode and decode (no .detach(), torch.no_grad() or .data).",
                           id="no-gradient-to-encoder")
+        if not fitted:
+            return
         z_fit, x_fit = tensor_evidence(ev, "encode", "z_fit"), tensor_evidence(ev, "decode", "x_fit")
         if tuple(z_fit.shape) != (b, d) or tuple(x_fit.shape) != (2, 1, 28, 28) \
                 or not bool(torch.isfinite(z_fit).all() and torch.isfinite(x_fit).all()):
