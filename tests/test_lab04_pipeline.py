@@ -11,6 +11,19 @@ def p_sample(model, xt, t, sched, z=None):
     mean = (xt - (1 - alpha) / (1 - alpha).sqrt() * eps_theta) / alpha.sqrt()   # √(1 − α_t) as on the slide
     return mean + beta.sqrt() * z if t > 1 else mean
 '''
+MISSING_SQRT = '''
+def q_sample(x0, t, eps, sched):
+    alpha_bar = sched.alpha_bar[t].view(-1, 1, 1, 1)
+    return alpha_bar * x0 + (1 - alpha_bar) * eps                  # no square roots
+'''
+CLAMPED_SAMPLE = '''
+@torch.no_grad()
+def sample(model, shape, sched, p_sample=p_sample):
+    x = torch.randn(shape, device=sched.beta.device)
+    for t in range(sched.T, 0, -1):
+        x = p_sample(model, x, t, sched)
+    return x.clamp(-1, 1)                                           # allowed: a clamp of the final x_0
+'''
 REFERENCE_Q_SAMPLE = '''
 from dgm.ddpm import q_sample as my_q_sample   # imported under another name
 
@@ -22,7 +35,9 @@ def q_sample(x0, t, eps, sched):
 globals().update(Pipeline(
     lab="04_ddpm",
     tests=("test_p_sample", "test_schedule", "test_q_sample", "test_ddpm_loss", "test_sample_loop"),
-    mistakes={"p_sample": SLIDE_TYPO},
-    named={"test_p_sample": "typo on the slide"},
+    # a wrong q_sample and p_sample cost only their own cells (ddpm_loss and sample get the references);
+    # the clamped sample is correct
+    mistakes={"p_sample": SLIDE_TYPO, "q_sample": MISSING_SQRT, "sample": CLAMPED_SAMPLE},
+    named={"test_p_sample": "typo on the slide", "test_q_sample": "missing square roots"},
     reference=("q_sample", REFERENCE_Q_SAMPLE, "test_q_sample"),
 ).tests())
