@@ -10,6 +10,8 @@
 2. Overhead: a notebook that only imports torch, executed bare with nbclient, vs the same notebook
    graded as a one-test-cell lab through dgm-grade (collect, sanitize, guarded execution, gradebook,
    feedback HTML). Goal: <= 1.3x.
+3. Plain `nbgrader autograde` of one lab-1 notebook (the formgrader's path), and the time the grader
+   spends judging evidence outside the kernel (``metadata.dgm_grading.judge_seconds``).
 The machine's load average is printed: on a shared machine the figures move with it.
 """
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,28 +28,24 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "helpers"))
+from dgm.course import Course, generate_assignment, nbgrader, strip_hidden, venv_env  # noqa: E402
+
 LAB = "01_autoencoder"
-HIDDEN = re.compile(r"^\s*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\s*$\n?", re.S | re.M)
 MISTAKE = "def reconstruction_loss(x, x_hat):\n    return ((x - x_hat) ** 2).mean()\n"
 
 
 def env() -> dict:
-    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-                DGM_FAST="1")
+    return venv_env(DGM_FAST="1")
 
 
 def course_with(tmp: Path, lab: str, nb=None) -> Path:
-    course = tmp / f"course-{lab}"
-    (course / "source" / lab).mkdir(parents=True)
-    shutil.copy(ROOT / "course" / "nbgrader_config.py", course)
-    if nb is None:
-        shutil.copy(ROOT / "course" / "source" / lab / f"{lab}.ipynb", course / "source" / lab)
-    else:
-        nbformat.write(nb, course / "source" / lab / f"{lab}.ipynb")
-    subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", lab, "--force"], cwd=course,
-                   env=env(), check=True, capture_output=True)
-    return course
+    course = Course.repo().scratch_copy(tmp / f"course-{lab}", [] if nb is not None else [lab])
+    if nb is not None:
+        course.source(lab).parent.mkdir(parents=True)
+        nbformat.write(nb, course.source(lab))
+    generate_assignment(course, lab)
+    return course.root
 
 
 def grade(course: Path, lab: str, subs: Path, workers: int) -> tuple[float, float]:
@@ -62,9 +59,9 @@ def grade(course: Path, lab: str, subs: Path, workers: int) -> tuple[float, floa
 
 
 def lab1_submissions(folder: Path, n: int) -> None:
-    nb = nbformat.read(ROOT / "course" / "source" / LAB / f"{LAB}.ipynb", as_version=4)
+    nb = nbformat.read(Course.repo().source(LAB), as_version=4)
     for c in nb.cells:
-        c.source = HIDDEN.sub("", c.source)
+        c.source = strip_hidden(c.source)
     folder.mkdir()
     for i in range(n):
         sub = nbformat.from_dict(nb)
@@ -111,6 +108,16 @@ def main(argv=None) -> int:
         print(f"{LAB}, {args.n} submissions: 1 worker {seq:.1f} s ({seq / args.n:.2f} s/submission, "
               f"{seq_each:.2f} s inside the worker) | {args.j} workers {par:.1f} s ({par / args.n:.2f} s/submission)"
               f" → throughput x{seq / par:.2f}   (load average now {os.getloadavg()[0]:.1f})")
+        judge = [nbformat.read(p, as_version=4).metadata.get("dgm_grading", {}).get("judge_seconds", 0.0)
+                 for p in Path(course).glob(f"autograded/*/{LAB}/{LAB}.ipynb")]
+        one = Course(Path(course))
+        (one.submitted("plain", LAB)).mkdir(parents=True)
+        nbformat.write(nbformat.read(tmp / "subs" / "student000.ipynb", as_version=4),
+                       one.submitted("plain", LAB) / f"{LAB}.ipynb")
+        t = time.perf_counter()
+        nbgrader(one, "autograde", LAB, "--student", "plain", "--force", env=env())
+        print(f"{LAB}: plain `nbgrader autograde` {time.perf_counter() - t:.2f} s for one notebook; judging outside "
+              f"the kernel {1000 * sum(judge) / max(1, len(judge)):.0f} ms per notebook (mean of {len(judge)})")
         nb = bare_lab()
         bare = bare_nbclient(nb, args.bare)
         bcourse = course_with(tmp, "00_bare", nb)

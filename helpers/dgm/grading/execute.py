@@ -66,6 +66,7 @@ class GradingState:
     sandboxed: bool = False
     sandbox_reason: str = ""
     integrity: dict | None = None          # {"flags": [...], "summary": "..."} from the integrity scan
+    judge_seconds: float = 0.0             # time the grader spent judging (the overhead of judging outside)
 
     def incident(self, text: str) -> None:
         if text not in self.incidents:

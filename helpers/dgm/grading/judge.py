@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -153,6 +154,7 @@ class Judge(NbGraderPreprocessor):
         st = state(resources)
         if st.declared is None or st.plan is None:
             return nb, resources  # lab not converted yet: nbgrader scores the cells' own outputs
+        t0 = time.perf_counter()
         present = {}
         for i, cell in enumerate(nb.cells):
             if cell.cell_type == "code" and utils.is_grade(cell):
@@ -164,6 +166,7 @@ class Judge(NbGraderPreprocessor):
             verdicts = judge_cell(gid, checks, st.plan, cell.outputs, st.event_of(gid))
             st.verdicts[gid] = verdicts
             cell.outputs = verdict_outputs(checks, verdicts)
+        st.judge_seconds = time.perf_counter() - t0
         return nb, resources
 
 
@@ -251,7 +254,7 @@ class GradingRecord(NbGraderPreprocessor):
             "verdicts": {gid: [asdict(v) for v in vs] for gid, vs in st.verdicts.items()},
             "incidents": list(st.incidents), "sandboxed": st.sandboxed, "sandbox_reason": st.sandbox_reason,
             "integrity": st.integrity,
-            "events": [asdict(e) for e in st.events],
+            "events": [asdict(e) for e in st.events], "judge_seconds": round(st.judge_seconds, 4),
         }
         return nb, resources
 
