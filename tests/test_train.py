@@ -258,3 +258,15 @@ def _notebook_checks(shell, ns, _function, _class_source):
     assert _function(ns["loss"]) == before  # re-running the same cell changes nothing
     shell.run_cell("class Net(torch.nn.Module):\n    def forward(self, x):\n        return x * 3\n")
     assert _class_source(ns["Net"]) != net
+
+
+def test_a_changed_noise_schedule_in_the_closure_retrains(tmp_path, capsys):
+    """Lab 4 passes `lambda model, x: ddpm_loss(model, x, sched)`: sched holds no parameters, only constants."""
+    import dgm.ddpm
+
+    ckpt = tmp_path / "ddpm.pt"
+    for T in (10, 10, 20):
+        sched = dgm.ddpm.make_schedule(T)
+        run(ckpt, loss=lambda model, x: plain_loss(model, x) + 0 * sched.alpha_bar.sum())
+    out = capsys.readouterr().out
+    assert out.count("Resumed") == 1 and out.count("training starts over") == 1, out

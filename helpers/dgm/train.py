@@ -72,7 +72,10 @@ def _value(v, depth: int, seen: set, top: bool = False) -> str:
     if isinstance(v, types.ModuleType):
         return f"module {v.__name__}"
     if isinstance(v, torch.nn.Module):
-        return f"module object {type(v).__qualname__}"  # its weights are the checkpoint's business
+        if next(v.parameters(), None) is None:  # a pure holder of constants (a noise schedule): its values count
+            return f"{type(v).__qualname__}{v!r}" + "".join(
+                f"|{k}:{_value(b, 0, seen)}:{_digest(repr(b.detach().cpu().tolist()))}" for k, b in v.state_dict().items())
+        return f"module object {type(v).__qualname__}"  # weights and running stats are the checkpoint's business
     if callable(v) and depth > 0 and not isinstance(v, type):
         return _function(v, depth - 1, seen)
     if hasattr(v, "__dataclass_fields__"):
