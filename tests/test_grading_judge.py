@@ -163,3 +163,13 @@ def test_sanitize_keeps_text_and_images_only():
         assert bad not in text
     assert cell.outputs[0].data == {"text/plain": "x"} and "image/png" in cell.outputs[2].data
     assert "removed" in cell.outputs[1].data["text/plain"]
+
+
+def test_dgm_and_the_checks_do_not_import_nbgrader():
+    import subprocess
+    import sys
+
+    code = ("import sys, dgm, dgm.checks, dgm.checks.ae, dgm.checks.evidence, dgm.course\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('nbgrader', 'nbconvert', 'nbclient')]\n"
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
