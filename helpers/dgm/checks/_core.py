@@ -129,7 +129,8 @@ def _reject_reference(hits: list[str], name: str) -> None:
     if hits:
         raise Mistake(
             f"`{name}` calls the dgm reference implementation ({hits[0]}). "
-            "Write your own implementation — the check compares your code against that reference."
+            "Write your own implementation — the check compares your code against that reference.",
+            id="reference-call",
         )
 
 
