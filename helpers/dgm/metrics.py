@@ -209,8 +209,8 @@ def _fingerprint(x: torch.Tensor, y: torch.Tensor) -> str:
 
 
 def classifier(dataset: str | None = None, root=None, steps: int | None = None, device=None) -> DigitClassifier:
-    """The digit classifier for ``dataset`` (default :func:`dgm.data.default_name`), trained on first use on
-    its training split (``steps`` default: :data:`STEPS`, :data:`FAST_STEPS` in fast mode) and cached in
+    """The digit classifier for ``dataset`` (default :func:`dgm.data.default_name`), trained on the CPU on first
+    use on its training split (``steps`` default: :data:`STEPS`, :data:`FAST_STEPS` in fast mode) and cached in
     ``dgm.data.data_root(root)``. The test split's feature statistics ride along as buffers."""
     from . import budget
     from . import data as D
@@ -242,8 +242,9 @@ def classifier(dataset: str | None = None, root=None, steps: int | None = None, 
         print(f"dgm.metrics: done in {time.perf_counter() - start:.0f} s, test accuracy "
               f"{model.test_accuracy.item():.3f}", flush=True)
     model = model.eval().requires_grad_(False)
-    if device is not None:
-        model = model.to(device)
+    if device is not None:  # the layers move; the float64 reference statistics stay on the CPU (mps has no float64)
+        model.body.to(device)
+        model.head.to(device)
     _memo[key] = model
     return model
 
