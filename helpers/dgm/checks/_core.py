@@ -192,16 +192,18 @@ def expect_tensor(out, name: str, shape=None, scalar: bool = False, what: str = 
         out = out[0]
     if not isinstance(out, _Tensor):
         hint = " (a Python float loses the graph — return the tensor)" if isinstance(out, float) else ""
-        raise Mistake(f"`{name}` should return a torch.Tensor{what}, got {type(out).__name__}{hint}.")
+        raise Mistake(f"`{name}` should return a torch.Tensor{what}, got {type(out).__name__}{hint}.",
+                      id="not-a-tensor")
     if scalar and out.dim() != 0:
         raise Mistake(
             f"`{name}` should return a single number (a 0-dim tensor), got shape {tuple(out.shape)}. "
-            "Did you forget to reduce — sum over the pixels and average over the batch?"
+            "Did you forget to reduce — sum over the pixels and average over the batch?", id="not-scalar"
         )
     if shape is not None and tuple(out.shape) != tuple(shape):
-        raise Mistake(f"`{name}` returned shape {tuple(out.shape)}{what}; expected {tuple(shape)}.")
+        raise Mistake(f"`{name}` returned shape {tuple(out.shape)}{what}; expected {tuple(shape)}.", id="wrong-shape")
     if out.is_floating_point() and not bool(_isfinite(out.detach()).all()):
-        raise Mistake(f"`{name}` returned NaN or inf values{what}: check for log(0) or division by zero.")
+        raise Mistake(f"`{name}` returned NaN or inf values{what}: check for log(0) or division by zero.",
+                      id="non-finite")
     return out
 
 
