@@ -183,7 +183,15 @@ class Explicit(nn.Module):  # explicit layers and F.*, LeakyReLU, narrow, dropou
         return self.decode(z)
 
 
-AE_GOOD = {"linear": Good, "solution": Solution, "tanh-mlp": TanhMLP, "conv": Conv, "explicit": Explicit}
+class WideNoBias(Solution):  # wide, SiLU hidden layers, a bias-free linear code layer
+    def __init__(self, latent_dim):
+        super().__init__(latent_dim)
+        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(784, 1024), nn.SiLU(), nn.Linear(1024, latent_dim, bias=False))
+        self.decoder = nn.Sequential(nn.Linear(latent_dim, 1024), nn.ReLU(), nn.Linear(1024, 784, bias=False), nn.Sigmoid())
+
+
+AE_GOOD = {"linear": Good, "solution": Solution, "tanh-mlp": TanhMLP, "conv": Conv, "explicit": Explicit,
+           "wide-no-bias": WideNoBias}
 
 
 def _ae_variant(**over):
