@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from dgm.grading import kernel as launcher
 from dgm.grading import sandbox
 
 STATUS = sandbox.status()
@@ -230,8 +231,48 @@ def test_unsandboxed_fallback(monkeypatch, tmp_path):
     with pytest.raises(sandbox.SandboxUnavailable):
         sandbox.kernel_command(tmp_path, {})
     km = sandbox.kernel_manager(tmp_path, {"DGM_GRADE_PLAN": "p"})
-    assert km.kernel_spec.argv[1:3] == ["-m", "dgm.grading.kernel"]
+    assert km.kernel_spec.argv == launcher.argv(sys.executable)
     assert km.kernel_spec.env == {"DGM_GRADE_PLAN": "p"}
+    km.start_kernel(cwd=str(tmp_path))  # the plain kernel runs, with the variables it was given
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=120)
+        out, err = run(kc, "import os; print(os.environ.get('DGM_GRADE_PLAN'), os.environ.get('DGM_SANDBOXED'))", 60)
+        assert (out.strip(), err) == ("p None", None)
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+PLANTED = {  # what student code could leave in its folder for the next kernel (after a restart)
+    "dgm/__init__.py": "open('{m}', 'a').write('dgm ')", "dgm/grading/__init__.py": "",
+    "dgm/grading/kernel.py": "open('{m}', 'a').write('launcher ')", "sitecustomize.py": "open('{m}', 'a').write('site ')",
+    ".ipython/profile_default/startup/00.py": "open('{m}', 'a').write('startup ')",
+    ".jupyter/ipython_kernel_config.py": "open('{m}', 'a').write('config ')",
+    f".local/lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages/x.pth":
+        "import os; open('{m}', 'a').write('pth ')",
+}
+
+
+@pytest.mark.parametrize("sandboxed", [True, False], ids=["sandboxed", "unsandboxed"])
+def test_nothing_planted_in_scratch_runs_at_start_up(tmp_path, monkeypatch, sandboxed):
+    if sandboxed and not STATUS.available:
+        pytest.skip(f"no bubblewrap sandbox here: {STATUS.reason}")
+    if not sandboxed:
+        monkeypatch.setenv("DGM_SANDBOX", "0")
+    scratch = tmp_path / "s"
+    marker = scratch / "planted-code-ran.txt"
+    for rel, code in PLANTED.items():
+        (scratch / rel).parent.mkdir(parents=True, exist_ok=True)
+        (scratch / rel).write_text(code.format(m=marker) + "\n")
+    k = Kernel(scratch)
+    try:
+        out, err = k.run("import dgm, os; print(dgm.__file__)", timeout=60)
+    finally:
+        k.close()
+    assert err is None and out.strip() == str(REPO / "helpers" / "dgm" / "__init__.py"), (out, err)
+    assert not marker.exists(), marker.read_text()
 
 
 @needs_bwrap

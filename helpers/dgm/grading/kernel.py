@@ -1,6 +1,8 @@
 r"""The grading kernel: an IPython kernel started under resource limits.
 
-    python -m dgm.grading.kernel -f {connection_file}
+    argv = dgm.grading.kernel.argv(python)   # [python, "-c", <launcher>, "-f", "{connection_file}"]
+
+(``python -m dgm.grading.kernel -f …`` works too but imports from the working directory: see ``argv``.)
 
 The grader points jupyter's ``python3`` kernelspec at this launcher (a private JUPYTER_PATH), so
 only the student's code — not the grader — runs under the limits, read from the environment:
@@ -59,11 +61,27 @@ def apply_limits() -> None:
             pass
 
 
-if __name__ == "__main__":
+def main() -> None:
+    r"""Drop root (if asked), apply the limits, then run the IPython kernel (argv: ``-f <connection file>``)."""
     drop_privileges()
     apply_limits()
-    if sys.path and (sys.path[0] in ("", os.getcwd())):
+    if sys.path and (sys.path[0] in ("", ".", os.getcwd())):
         del sys.path[0]  # like ipykernel_launcher: the notebook's folder is added back by IPython
     from ipykernel import kernelapp
 
     kernelapp.launch_new_instance()
+
+
+# ``python -m dgm.grading.kernel`` puts the working directory (the student's folder) first on sys.path
+# BEFORE importing dgm: a ``dgm/`` folder written there by an earlier kernel would run in place of this
+# launcher, before the limits. ``-c`` adds "" only after start-up, and the launcher removes it first.
+_LAUNCH = "import sys; sys.path[:] = [p for p in sys.path if p not in ('', '.')]; import dgm.grading.kernel as k; k.main()"
+
+
+def argv(python: str = sys.executable) -> list[str]:
+    r"""The kernel's argv (a kernelspec's ``argv``), safe from modules planted in the working directory."""
+    return [python, "-c", _LAUNCH, "-f", "{connection_file}"]
+
+
+if __name__ == "__main__":
+    main()

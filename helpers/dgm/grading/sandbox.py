@@ -40,6 +40,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
+from .kernel import argv as kernel_argv
+
 __all__ = ["SandboxStatus", "SandboxUnavailable", "status", "kernel_command", "kernel_manager", "kernel_uid",
            "NPROC"]
 
@@ -127,8 +129,13 @@ def _env(scratch: Path, python: str, env: Mapping[str, str] | None, uid: int | N
     fixed = {  # the caller's env cannot move these out of scratch or lift the limits
         "PATH": f"{Path(python).absolute().parent}:/usr/local/bin:/usr/bin:/bin",
         "HOME": str(scratch), "USER": "student", "LOGNAME": "student", "TMPDIR": "/tmp",
-        "MPLCONFIGDIR": str(scratch / ".config" / "matplotlib"), "IPYTHONDIR": str(scratch / ".ipython"),
-        "XDG_CACHE_HOME": str(scratch / ".cache"), "DGM_DATA": str(scratch / ".cache" / "dgm"),
+        "MPLCONFIGDIR": str(scratch / ".config" / "matplotlib"), "XDG_CACHE_HOME": str(scratch / ".cache"),
+        "DGM_DATA": str(scratch / ".cache" / "dgm"),
+        # configuration that runs code at start-up, before the grader's guard: fresh and empty on every
+        # start (the private /tmp), never what student code wrote into scratch during an earlier kernel
+        "IPYTHONDIR": "/tmp/ipython", "JUPYTER_CONFIG_DIR": "/tmp/jupyter", "JUPYTER_NO_CONFIG": "1",
+        "JUPYTER_DATA_DIR": "/tmp/jupyter-data", "JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime",
+        "XDG_CONFIG_HOME": "/tmp/config",
         "JPY_PARENT_PID": "1",  # no parent poller (ppid is 1 in the PID namespace; bwrap ties the lifetimes)
         "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1", "DGM_GRADE_NPROC": str(NPROC),
         "DGM_SANDBOXED": "1",
@@ -167,8 +174,9 @@ def _probe(python: str) -> SandboxStatus:
     probe_dir = Path("/tmp") / f"dgm-sandbox-probe-{os.getpid()}"
     try:
         probe_dir.mkdir(exist_ok=True)
-        argv = _bwrap_args(probe_dir, python, {}, None, kernel_uid() if _root() else None) + [
-            python, "-I", "-S", "-c", "pass"]
+        uid = kernel_uid() if _root() else None
+        drop = f"import os; os.setgroups([]); os.setresgid({uid}, {uid}, {uid}); os.setresuid({uid}, {uid}, {uid})"
+        argv = _bwrap_args(probe_dir, python, {}, None, uid) + [python, "-I", "-S", "-c", drop if uid else "pass"]
         run = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     except SandboxUnavailable as err:
         return SandboxStatus(False, str(err))
@@ -183,7 +191,7 @@ def _probe(python: str) -> SandboxStatus:
 
 
 def status(python: str = sys.executable) -> SandboxStatus:
-    r"""Can the kernel be sandboxed? Runs ``bwrap … python -c pass`` once per process (cached)."""
+    r"""Can the kernel be sandboxed? Runs ``bwrap … python`` once per process (cached), dropping root."""
     if os.environ.get("DGM_SANDBOX", "1") == "0":
         return SandboxStatus(False, "turned off by DGM_SANDBOX=0")
     return _probe(python)
@@ -191,7 +199,7 @@ def status(python: str = sys.executable) -> SandboxStatus:
 
 def kernel_command(scratch: Path, env: Mapping[str, str] | None = None, python: str = sys.executable,
                    data: Path | None = None, uid: int | None = None) -> list[str]:
-    r"""``bwrap … -- python -m dgm.grading.kernel -f {connection_file}``: the sandboxed kernel's argv.
+    r"""``bwrap … -- python -c <dgm.grading.kernel launcher> -f {connection_file}``: the sandboxed kernel's argv.
 
     ``data``: an optional folder with a pre-filled dataset cache, bound read-only as ``DGM_DATA``
     (default: ``DGM_DATA`` is ``scratch/.cache/dgm``, writable). As root, the kernel drops to ``uid``
@@ -203,8 +211,7 @@ def kernel_command(scratch: Path, env: Mapping[str, str] | None = None, python: 
         raise SandboxUnavailable(st.reason)
     if _root() and uid is None:
         uid = kernel_uid()
-    return _bwrap_args(Path(scratch), python, env, data, uid if _root() else None) + [
-        python, "-m", "dgm.grading.kernel", "-f", "{connection_file}"]
+    return _bwrap_args(Path(scratch), python, env, data, uid if _root() else None) + kernel_argv(python)
 
 
 def kernel_manager(scratch: Path, env: Mapping[str, str] | None = None, python: str = sys.executable,
@@ -223,9 +230,8 @@ def kernel_manager(scratch: Path, env: Mapping[str, str] | None = None, python: 
     spec = dict(display_name="Python 3 (dgm grading)", language="python", interrupt_mode="message")
     if not status(python).available:
         extra = {k: str(v) for k, v in (env or {}).items()}
-        argv = [python, "-m", "dgm.grading.kernel", "-f", "{connection_file}"]
         km = KernelManager(kernel_name="python3")  # an ipykernel: nbclient keeps its history in memory
-        km._kernel_spec = KernelSpec(argv=argv, env=extra, **spec)
+        km._kernel_spec = KernelSpec(argv=kernel_argv(python), env=extra, **spec)
         return km
     if len(str(scratch)) + 8 > _MAX_SOCKET:
         raise ValueError(f"scratch path too long for unix sockets ({len(str(scratch))} chars): {scratch}")
