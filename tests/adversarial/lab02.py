@@ -1,0 +1,89 @@
+"""Lab 2 (VAE): alternative-correct answers, typical wrong answers, and the tampering variants."""
+from . import tamper
+from .driver import Case
+
+LAB = "02_vae"
+REP, VAE, KL, ELBO, STEP = "test_reparameterize", "test_vae", "test_kl_divergence", "test_elbo_loss", "test_train_step"
+
+TARGET = tamper.Target(
+    lab=LAB, sol="kl_divergence", test=KL, fn="kl_divergence", args="mu, logvar",
+    good="return -0.5 * torch.sum(1 + logvar - mu ** 2 - logvar.exp(), dim=1)",
+    bad="return 0.5 * torch.sum(1 + logvar - mu ** 2 - logvar.exp(), dim=1)",
+    ref_mod="dgm.vae", ref="kl_divergence", mod="vae", attr="check_kl_divergence", later=(ELBO, STEP))
+
+
+def fn(sig, body):
+    lines = "".join(f"    {ln}\n" for ln in body.strip("\n").splitlines())
+    return f"def {sig}:\n{lines}"
+
+
+REPARAM = "reparameterize(mu, logvar, eps=None)"
+ELBO_SIG = "elbo_loss(x_logits, x, mu, logvar, beta=1.0, kl_fn=kl_divergence)"
+STEP_SIG = "train_step(model, optimizer, x, beta=1.0, loss_fn=elbo_loss)"
+
+VAE_EXPLICIT = '''
+class VAE(nn.Module):
+    def __init__(self, latent_dim: int, reparameterize=reparameterize):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.reparameterize = reparameterize
+        self.fc1, self.fc2 = nn.Linear(784, 400), nn.Linear(400, 200)
+        self.mu_head, self.logvar_head = nn.Linear(200, latent_dim), nn.Linear(200, latent_dim)
+        self.dec1, self.dec2 = nn.Linear(latent_dim, 400), nn.Linear(400, 784)
+
+    def encode(self, x):
+        h = F.relu(self.fc2(F.relu(self.fc1(torch.flatten(x, 1)))))
+        return self.mu_head(h), self.logvar_head(h)
+
+    def decode(self, z):
+        return self.dec2(torch.tanh(self.dec1(z))).reshape(-1, 1, 28, 28)
+
+    def forward(self, x):
+        mu, logvar = self.encode(x)
+        z = self.reparameterize(mu, logvar) if self.training else mu   # eval mode: decode the mean
+        return self.decode(z), mu, logvar
+'''
+VAE_SIGMOID = VAE_EXPLICIT.replace("return self.dec2(torch.tanh(self.dec1(z))).reshape(-1, 1, 28, 28)",
+                                   "return torch.sigmoid(self.dec2(torch.tanh(self.dec1(z)))).reshape(-1, 1, 28, 28)")
+assert VAE_SIGMOID != VAE_EXPLICIT
+
+HONEST = [
+    Case("solution", "correct", "the model solution, unchanged"),
+    Case("alt_reparam_distributions", "correct", "Normal(mu, sigma).rsample() when eps is None",
+         cells={"reparameterize": fn(REPARAM, "sigma = torch.exp(0.5 * logvar)\nif eps is None:\n"
+                                     "    return torch.distributions.Normal(mu, sigma).rsample()\nreturn mu + sigma * eps")}),
+    Case("alt_reparam_sqrt", "correct", "sigma = sqrt(exp(logvar)), eps from torch.randn(mu.shape, dtype, device)",
+         cells={"reparameterize": fn(REPARAM, "if eps is None:\n    eps = torch.randn(mu.shape, dtype=mu.dtype, device=mu.device)\n"
+                                     "return eps.mul(logvar.exp().sqrt()).add(mu)")}),
+    Case("alt_vae_explicit_eval_mu", "correct", "explicit layers, widths 400/200, tanh decoder, eval mode decodes mu",
+         cells={"vae": VAE_EXPLICIT}),
+    Case("alt_kl_distributions", "correct", "torch.distributions.kl_divergence summed over the latent dims",
+         cells={"kl_divergence": "from torch.distributions import Normal, kl_divergence as _kl\n" + fn(
+             "kl_divergence(mu, logvar)", "q = Normal(mu, torch.exp(0.5 * logvar))\n"
+             "p = Normal(torch.zeros_like(mu), torch.ones_like(mu))\nreturn _kl(q, p).sum(-1)")}),
+    Case("alt_elbo_floats_keywords", "correct", "BCE sum / B, kl_fn called with keywords, floats for the parts",
+         cells={"elbo_loss": fn(ELBO_SIG, "B = x.shape[0]\n"
+                                "rec = F.binary_cross_entropy_with_logits(x_logits, x, reduction='sum') / B\n"
+                                "kl = kl_fn(mu=mu, logvar=logvar).sum() / B\nloss = rec + beta * kl\n"
+                                "return loss, rec.item(), kl.item()")}),
+    Case("alt_step_zero_first", "correct", "zero_grad first, set_to_none, loss_fn positional",
+         cells={"train_step": fn(STEP_SIG, "optimizer.zero_grad(set_to_none=True)\nout = model(x)\n"
+                                 "loss = loss_fn(*out[:1], x, *out[1:], beta)[0]\nloss.backward()\noptimizer.step()\n"
+                                 "return float(loss.detach())")}),
+    Case("wrong_reparam_variance", "wrong", "sigma = exp(logvar): costs reparameterize only (the VAE gets the reference sampler)",
+         cells={"reparameterize": fn(REPARAM, "if eps is None:\n    eps = torch.randn_like(mu)\nreturn mu + torch.exp(logvar) * eps")},
+         lose=(REP,)),
+    Case("wrong_vae_sigmoid", "wrong", "decode returns probabilities, not logits: costs the VAE cell only",
+         cells={"vae": VAE_SIGMOID}, lose=(VAE,)),
+    Case("wrong_kl_sign", "wrong", "the slide slip (flipped sign): costs the KL cell only (elbo gets kl_fn)",
+         cells={"kl_divergence": TARGET.wrong}, lose=(KL,)),
+    Case("wrong_elbo_pixel_mean", "wrong", "BCE averaged over pixels: costs the ELBO only (train_step gets loss_fn)",
+         cells={"elbo_loss": fn(ELBO_SIG, "rec = F.binary_cross_entropy_with_logits(x_logits, x)\n"
+                                "kl = kl_fn(mu, logvar).mean()\nreturn rec + beta * kl, rec, kl")}, lose=(ELBO,)),
+    Case("wrong_everything_but_step", "wrong", "wrong sampler, KL and ELBO: train_step still full marks (ECF)",
+         cells={"reparameterize": fn(REPARAM, "return mu"), "kl_divergence": TARGET.wrong,
+                "elbo_loss": fn(ELBO_SIG, "rec = F.binary_cross_entropy(torch.sigmoid(x_logits), x)\n"
+                                "return rec, rec, rec")}, lose=(REP, KL, ELBO)),
+]
+
+CASES = HONEST + tamper.cases(TARGET)
