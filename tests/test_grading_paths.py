@@ -122,10 +122,12 @@ def graded(tmp_path_factory):
 def test_plain_nbgrader_and_dgm_grade_give_identical_scores(graded):
     plain = scores(graded["plain"].root, LAB)
     batch = scores(graded["batch"].root, LAB)
+    assert plain == batch, "nbgrader autograde and dgm-grade must agree cell by cell"
     for student, (_, want) in graded["cases"].items():
-        assert {t: plain[student][t] for t in TESTS} == want, student
-        assert {t: batch[student][t] for t in TESTS} == want, student
-    assert plain == batch
+        got = {t: plain[student][t] for t in TESTS}
+        nb = nbformat.read(graded["plain"].autograded(student, LAB) / f"{LAB}.ipynb", as_version=4)
+        failed = {c: [v for v in vs if not v["passed"]] for c, vs in nb.metadata["dgm_grading"]["verdicts"].items()}
+        assert got == want, (student, {c: f for c, f in failed.items() if f})
 
 
 def test_the_verdict_is_what_nbgrader_scored_and_the_feedback_shows(graded):
