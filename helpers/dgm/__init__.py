@@ -83,11 +83,13 @@ def _cores() -> int:
 def default_threads(cores: int | None = None) -> int:
     """The thread policy: 1 thread on ≤ 2 cores (and always in fast mode), else half the cores, at most 8.
 
-    Measured with bench/bench_threads.py on 2 cores (lab models at the lab batch sizes, training steps/s):
-    a second thread buys at most ~1.6× on a quiet machine, but as soon as one CPU-bound process runs
-    beside it, torch's spinning OpenMP workers wait on each other and 2 threads run 2–20× slower than 1;
-    with 1 thread the busy neighbour costs ≤ 1.4×. With more cores, half of them keeps a neighbour from
-    stalling the team (not measured here: no machine with more than 2 cores). ``DGM_THREADS=n`` overrides.
+    Measured with bench/bench_threads.py on 2 cores (training steps/s at the lab batch sizes; machine load
+    ~1, calibration 89–154 tiny-MLP steps/s): lab 1's AE runs 114–121 steps/s with 1 thread and 179–190 with 2
+    on a quiet machine, but with one CPU-bound process beside it 93–116 with 1 thread (≤ 1.3× slower) and
+    8–55 with 2 (3–23× slower): torch's spinning OpenMP workers wait for the one that lost its core. On a
+    loaded machine (load ≈ 9) 2 threads were 5–16× slower than 1 for lab 2–4 models (VAE, DCGAN, DDPM
+    U-Net). Half the cores on bigger machines is a guess in the same spirit, not measured (no such machine).
+    ``DGM_THREADS=n`` overrides.
     """
     cores = _cores() if cores is None else cores
     if cores <= 2 or fast_mode():
