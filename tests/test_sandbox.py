@@ -118,10 +118,12 @@ def test_writes_only_in_scratch(kernel, world):
                 pass
         open('/tmp/{tmp_name}', 'w').write('private tmp')  # allowed: a private tmpfs
         open('result.txt', 'w').write('ok')
-        print('WROTE', wrote, os.getuid())
+        st = os.statvfs('/tmp')
+        print('WROTE', wrote, os.getuid(), 'TMP', st.f_blocks * st.f_frsize)
     """)
     assert err is None, err
     assert "WROTE []" in out, out
+    assert int(out.split("TMP")[1]) <= sandbox.TMP_MB * 2**20 or not sandbox._knows("/usr/bin/bwrap", "--size")
     assert not any(p.exists() for p in targets)
     assert not (Path("/tmp") / tmp_name).exists()
     assert (world / "s" / "result.txt").read_text() == "ok"

@@ -4,29 +4,33 @@ API (all the grader needs)::
 
     from dgm.grading import sandbox
 
-    st = sandbox.status()              # SandboxStatus(available: bool, reason: str), probed once per process
-    km = sandbox.kernel_manager(scratch, env={"DGM_GRADE_PLAN": "...", ...})
-    km.start_kernel(extra_arguments=[...], cwd=...)      # what nbclient does; the kernel runs in ``scratch``
-    argv = sandbox.kernel_command(scratch, env)          # the raw argv, with a "{connection_file}" placeholder
+    st = sandbox.status()      # SandboxStatus(available: bool, reason: str); probed once per process
+    km = sandbox.kernel_manager(scratch, env={"DGM_GRADE_PLAN": "..."})   # a KernelManager, not started
+    km.start_kernel(extra_arguments=[...], cwd=...)   # what nbclient does; the kernel runs in ``scratch``
+    if not st.available: report("unsandboxed: " + st.reason)
 
-* ``scratch`` is the one folder the kernel may write: it is bound read-write at the same path, is the
-  kernel's working directory and ``HOME``, and holds the connection file and the kernel's IPC sockets.
-  It must hold only what the student may see (the notebook's copy and its files) — never the
-  gradebook, ``source/`` or other submissions. Keep its path short (unix socket paths ≤ 100 chars).
-* ``env``: variables for the kernel, on top of a fixed minimal set (``None``: forward ``DGM_*``,
-  ``NBGRADER_EXECUTION`` and ``PYTHONWARNINGS`` from ``os.environ``). Everything else is cleared.
-* When :func:`status` is not available, :func:`kernel_manager` returns a plain (unsandboxed) manager
-  running the same limited launcher, and :func:`kernel_command` raises :class:`SandboxUnavailable`;
-  report ``"unsandboxed: " + status().reason``. ``DGM_SANDBOX=0`` turns the sandbox off on purpose.
+* ``scratch``: the one folder the kernel may write. It is bound read-write at the same path, is the
+  kernel's working directory and ``HOME``, and holds the connection file and the IPC sockets. It must
+  hold only what the student may see (the notebook and its files) — never the gradebook, ``source/``
+  or other submissions. Keep its path short (unix socket paths: ≤ 92 characters for ``scratch``).
+* ``env``: extra variables for the kernel. It also gets ``DGM_*``, ``NBGRADER_EXECUTION`` and
+  ``PYTHONWARNINGS`` from ``os.environ`` and a fixed minimal set (PATH, HOME, MPLBACKEND=Agg,
+  OMP_NUM_THREADS=1, …), nothing else; HOME, DGM_DATA, config folders and limits cannot be overridden.
+* ``data=``: optional folder with a pre-filled dataset cache, bound read-only as ``DGM_DATA``
+  (default: ``scratch/.cache/dgm``; fast mode reads the mnist5k digits from the read-only venv).
+* Without the sandbox (:func:`status` says why; ``DGM_SANDBOX=0`` turns it off on purpose)
+  :func:`kernel_manager` returns a plain manager for the same limited launcher (``env`` added to the
+  grader's environment) and :func:`kernel_command` raises :class:`SandboxUnavailable`.
 
-Inside the sandbox the kernel sees read-only: ``/usr`` (and the ``/bin``, ``/lib*`` links), a few
-``/etc`` files for the dynamic loader, the Python installation, the venv, the ``dgm`` package folder,
-``/sys/devices/system/cpu``; a fresh ``/dev``, ``/proc`` (own PID namespace) and ``/tmp``; no network
-(own, empty network namespace), its own session, IPC and hostname, and it dies with the grader. When
-the grader runs as root, the kernel drops to a uid/gid of its own (:func:`kernel_uid`, no such user
-exists) so that ``RLIMIT_NPROC`` (the fork-bomb bound, see :mod:`dgm.grading.kernel`) applies and
-counts only that kernel's processes; it owns nothing but ``scratch`` (given to it by
-:func:`kernel_manager`). Interrupts go over the control channel (``interrupt_mode="message"``).
+The kernel sees, read-only: ``/usr`` (and the ``/bin``, ``/lib*`` links), the dynamic loader's
+``/etc`` files, the Python installation, the venv, the ``dgm`` package folder and
+``/sys/devices/system/cpu``; fresh ``/dev``, ``/proc`` (own PID namespace) and ``/tmp`` (a 512 MB
+tmpfs). It has no network (an empty network namespace), its own session, IPC and hostname, no
+environment but the above, and dies with the grader; a shut-down kernel takes all its processes along.
+When the grader runs as root, the kernel drops to a uid/gid of its own (:func:`kernel_uid`; no such
+user exists) so that ``RLIMIT_NPROC`` (the fork-bomb bound, :mod:`dgm.grading.kernel`) applies and
+counts only that kernel's processes; it owns nothing but ``scratch``, which :func:`kernel_manager`
+hands to it. Interrupts go over the control channel (``interrupt_mode="message"``).
 """
 from __future__ import annotations
 
@@ -46,6 +50,7 @@ __all__ = ["SandboxStatus", "SandboxUnavailable", "status", "kernel_command", "k
            "NPROC"]
 
 NPROC = 256  # RLIMIT_NPROC inside the sandbox (processes + threads of the kernel's uid)
+TMP_MB = 512  # size of the private /tmp (a tmpfs: memory)
 _UID_BASE = 2**30  # kernel uids (root grader only): 2**30 + 16 * grader pid + a counter; no such user exists
 _uids = itertools.count()
 _ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime")
@@ -70,6 +75,14 @@ def _root() -> bool:
 def kernel_uid() -> int:
     r"""A fresh uid/gid for one sandboxed kernel (used only when the grader runs as root)."""
     return _UID_BASE + (os.getpid() % 2**22) * 16 + next(_uids) % 16
+
+
+@lru_cache(maxsize=None)
+def _knows(bwrap: str, option: str) -> bool:
+    try:
+        return option in subprocess.run([bwrap, "--help"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 def _under(path: Path, roots: list[Path]) -> bool:
@@ -123,8 +136,7 @@ def _mounts(python: str) -> list[str]:
 
 
 def _env(scratch: Path, python: str, env: Mapping[str, str] | None, uid: int | None) -> dict[str, str]:
-    if env is None:
-        env = {k: v for k, v in os.environ.items() if k.startswith("DGM_") or k in _FORWARD}
+    forwarded = {k: v for k, v in os.environ.items() if k.startswith("DGM_") or k in _FORWARD}
     defaults = {"LANG": "C.UTF-8", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     fixed = {  # the caller's env cannot move these out of scratch or lift the limits
         "PATH": f"{Path(python).absolute().parent}:/usr/local/bin:/usr/bin:/bin",
@@ -142,7 +154,7 @@ def _env(scratch: Path, python: str, env: Mapping[str, str] | None, uid: int | N
     }
     if uid is not None:
         fixed["DGM_GRADE_UID"] = str(uid)
-    return {**defaults, **{k: str(v) for k, v in env.items()}, **fixed}
+    return {**defaults, **forwarded, **{k: str(v) for k, v in (env or {}).items()}, **fixed}
 
 
 def _bwrap_args(scratch: Path, python: str, env: Mapping[str, str] | None, data: Path | None,
@@ -151,7 +163,8 @@ def _bwrap_args(scratch: Path, python: str, env: Mapping[str, str] | None, data:
     if bwrap is None:
         raise SandboxUnavailable("bubblewrap (bwrap) is not installed: apt-get install bubblewrap")
     scratch = Path(scratch).absolute()
-    mounts = [*_mounts(python), "--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp"]
+    size = ["--size", str(TMP_MB * 2**20)] if _knows(bwrap, "--size") else []  # bubblewrap >= 0.7
+    mounts = [*_mounts(python), "--dev", "/dev", "--proc", "/proc", "--perms", "1777", *size, "--tmpfs", "/tmp"]
     if data is not None:  # a pre-filled dataset cache, read-only
         mounts += ["--ro-bind", str(Path(data).absolute()), str(Path(data).absolute())]
     args = [bwrap, *_dirs(mounts + ["--bind", str(scratch), str(scratch)]), "--chdir", str(scratch),
