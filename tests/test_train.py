@@ -216,23 +216,25 @@ def test_progress_bar_has_a_total_and_an_eta(tmp_path, monkeypatch, capsys):
 
 
 def test_thread_policy(monkeypatch):
-    import subprocess
-    import sys
-
     monkeypatch.setenv("DGM_FAST", "0")
     monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
     assert dgm.default_threads(1) == dgm.default_threads(2) == 1  # 2 cores: a busy neighbour costs ≤ 2× only with 1
     assert dgm.default_threads(4) == 2 and dgm.default_threads(64) == 8
     monkeypatch.setenv("DGM_FAST", "1")
     assert dgm.default_threads(64) == 1
-    code = "import torch, dgm; print(torch.get_num_threads())"
-    env = {k: v for k, v in __import__("os").environ.items() if k != "DGM_THREADS"}
-    run = lambda **e: subprocess.run([sys.executable, "-c", code], env={**env, **e}, capture_output=True,  # noqa: E731
-                                     text=True)
-    assert run(DGM_THREADS="3").stdout.strip() == "3"
-    assert run(DGM_FAST="1").stdout.strip() == "1"
-    bad = run(DGM_THREADS="many")
-    assert bad.returncode != 0 and "DGM_THREADS must be a whole number" in bad.stderr
+    previous = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("DGM_THREADS", "3")
+        dgm._limit_threads()  # what `import dgm` runs
+        assert torch.get_num_threads() == 3
+        monkeypatch.delenv("DGM_THREADS")
+        dgm._limit_threads()
+        assert torch.get_num_threads() == 1
+        monkeypatch.setenv("DGM_THREADS", "many")
+        with pytest.raises(ValueError, match="DGM_THREADS must be a whole number"):
+            dgm._limit_threads()
+    finally:
+        torch.set_num_threads(previous)
 
 
 def test_fingerprint_of_notebook_code_sees_source_and_globals():
