@@ -65,22 +65,17 @@ DOUBLE_SIGMOID = EXPLICIT_TANH.replace("return torch.sigmoid(self.d2(", "return 
     .replace(".unflatten(1, (1, 28, 28))", ").unflatten(1, (1, 28, 28))")
 
 HONEST = [
-    Case("solution", "correct", "the model solution, unchanged"),
     Case("alt_explicit_tanh", "correct", "explicit layers, tanh hidden units, unflatten", cells={"autoencoder": EXPLICIT_TANH}),
     Case("alt_conv", "correct", "a convolutional autoencoder (architecture is free)", cells={"autoencoder": CONV}),
     Case("alt_mse_sum", "correct", "F.mse_loss(reduction='sum') / B",
          cells={"reconstruction_loss": "import torch.nn.functional as F\n" + loss(
              "return F.mse_loss(x_hat, x, reduction='sum') / x.shape[0]")}),
-    Case("alt_inplace_einsum", "correct", "in-place pow_ and an einsum",
+    Case("alt_step_keywords", "correct", "loss before model.zero_grad(), keyword loss_fn call, float(); "
+         "an in-place pow_ + einsum loss",
          cells={"reconstruction_loss": loss("d = (x - x_hat).reshape(len(x), -1)\nd.pow_(2)\n"
-                                            "return torch.einsum('bi->', d) / d.shape[0]")}),
-    Case("alt_step_keywords", "correct", "loss before model.zero_grad(), keyword loss_fn call, float()",
-         cells={"train_step": step("loss = loss_fn(x_hat=model(x), x=x)\nmodel.zero_grad()\nloss.backward()\n"
+                                            "return torch.einsum('bi->', d) / d.shape[0]"),
+                "train_step": step("loss = loss_fn(x_hat=model(x), x=x)\nmodel.zero_grad()\nloss.backward()\n"
                                    "optimizer.step()\nreturn float(loss)")}),
-    Case("wrong_loss_mean", "wrong", "per-pixel mean: costs the loss cell only",
-         cells={"reconstruction_loss": loss("return ((x - x_hat) ** 2).mean()")}, lose=(LOSS,)),
-    Case("wrong_double_sigmoid", "wrong", "a second sigmoid in decode: costs the autoencoder cell only",
-         cells={"autoencoder": DOUBLE_SIGMOID}, lose=(AE,)),
     Case("wrong_step_stale", "wrong", "no zero_grad: stale gradients, costs train_step only",
          cells={"train_step": step("loss = loss_fn(x, model(x))\nloss.backward()\noptimizer.step()\nreturn loss.item()")},
          lose=(STEP,)),
@@ -92,4 +87,11 @@ HONEST = [
          lose=(AE, LOSS)),
 ]
 
-CASES = HONEST + tamper.cases(TARGET)
+# tampering submissions leave the Autoencoder undone (its check trains a model: seconds per case) — that
+# part scores 0 as "not implemented"; what is asserted is the part the tampering targets
+STUB = {"autoencoder": (
+    "class Autoencoder(nn.Module):\n    def __init__(self, latent_dim: int):\n        super().__init__()\n"
+    "        self.latent_dim = latent_dim\n\n    def encode(self, x):\n        raise NotImplementedError()\n\n"
+    "    def decode(self, z):\n        raise NotImplementedError()\n\n"
+    "    def forward(self, x):\n        return self.decode(self.encode(x))\n")}
+CASES = HONEST + tamper.cases(TARGET, stub=STUB, stub_lose=(AE,))

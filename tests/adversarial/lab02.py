@@ -48,35 +48,28 @@ VAE_SIGMOID = VAE_EXPLICIT.replace("return self.dec2(torch.tanh(self.dec1(z))).r
 assert VAE_SIGMOID != VAE_EXPLICIT
 
 HONEST = [
-    Case("solution", "correct", "the model solution, unchanged"),
     Case("alt_reparam_distributions", "correct", "Normal(mu, sigma).rsample() when eps is None",
          cells={"reparameterize": fn(REPARAM, "sigma = torch.exp(0.5 * logvar)\nif eps is None:\n"
                                      "    return torch.distributions.Normal(mu, sigma).rsample()\nreturn mu + sigma * eps")}),
-    Case("alt_reparam_sqrt", "correct", "sigma = sqrt(exp(logvar)), eps from torch.randn(mu.shape, dtype, device)",
-         cells={"reparameterize": fn(REPARAM, "if eps is None:\n    eps = torch.randn(mu.shape, dtype=mu.dtype, device=mu.device)\n"
-                                     "return eps.mul(logvar.exp().sqrt()).add(mu)")}),
     Case("alt_vae_explicit_eval_mu", "correct", "explicit layers, widths 400/200, tanh decoder, eval mode decodes mu",
          cells={"vae": VAE_EXPLICIT}),
     Case("alt_kl_distributions", "correct", "torch.distributions.kl_divergence summed over the latent dims",
          cells={"kl_divergence": "from torch.distributions import Normal, kl_divergence as _kl\n" + fn(
              "kl_divergence(mu, logvar)", "q = Normal(mu, torch.exp(0.5 * logvar))\n"
              "p = Normal(torch.zeros_like(mu), torch.ones_like(mu))\nreturn _kl(q, p).sum(-1)")}),
-    Case("alt_elbo_floats_keywords", "correct", "BCE sum / B, kl_fn called with keywords, floats for the parts",
-         cells={"elbo_loss": fn(ELBO_SIG, "B = x.shape[0]\n"
+    Case("alt_elbo_floats_keywords", "correct", "BCE sum / B, kl_fn called with keywords, floats for the "
+         "parts; train_step zeroes first (set_to_none) and unpacks model(x) generically",
+         cells={"train_step": fn(STEP_SIG, "optimizer.zero_grad(set_to_none=True)\nout = model(x)\n"
+                                 "loss = loss_fn(*out[:1], x, *out[1:], beta)[0]\nloss.backward()\noptimizer.step()\n"
+                                 "return float(loss.detach())"),
+                "elbo_loss": fn(ELBO_SIG, "B = x.shape[0]\n"
                                 "rec = F.binary_cross_entropy_with_logits(x_logits, x, reduction='sum') / B\n"
                                 "kl = kl_fn(mu=mu, logvar=logvar).sum() / B\nloss = rec + beta * kl\n"
                                 "return loss, rec.item(), kl.item()")}),
-    Case("alt_step_zero_first", "correct", "zero_grad first, set_to_none, loss_fn positional",
-         cells={"train_step": fn(STEP_SIG, "optimizer.zero_grad(set_to_none=True)\nout = model(x)\n"
-                                 "loss = loss_fn(*out[:1], x, *out[1:], beta)[0]\nloss.backward()\noptimizer.step()\n"
-                                 "return float(loss.detach())")}),
-    Case("wrong_reparam_variance", "wrong", "sigma = exp(logvar): costs reparameterize only (the VAE gets the reference sampler)",
-         cells={"reparameterize": fn(REPARAM, "if eps is None:\n    eps = torch.randn_like(mu)\nreturn mu + torch.exp(logvar) * eps")},
-         lose=(REP,)),
-    Case("wrong_vae_sigmoid", "wrong", "decode returns probabilities, not logits: costs the VAE cell only",
-         cells={"vae": VAE_SIGMOID}, lose=(VAE,)),
-    Case("wrong_kl_sign", "wrong", "the slide slip (flipped sign): costs the KL cell only (elbo gets kl_fn)",
-         cells={"kl_divergence": TARGET.wrong}, lose=(KL,)),
+    Case("wrong_reparam_variance", "wrong", "sigma = exp(logvar) and a decoder returning probabilities: "
+         "each costs its own cell (the VAE gets the reference sampler)",
+         cells={"vae": VAE_SIGMOID, "reparameterize": fn(REPARAM, "if eps is None:\n    eps = torch.randn_like(mu)\nreturn mu + torch.exp(logvar) * eps")},
+         lose=(REP, VAE)),
     Case("wrong_elbo_pixel_mean", "wrong", "BCE averaged over pixels: costs the ELBO only (train_step gets loss_fn)",
          cells={"elbo_loss": fn(ELBO_SIG, "rec = F.binary_cross_entropy_with_logits(x_logits, x)\n"
                                 "kl = kl_fn(mu, logvar).mean()\nreturn rec + beta * kl, rec, kl")}, lose=(ELBO,)),

@@ -25,14 +25,12 @@ GOOD_STEP = (STEP_HEAD + "fake = G(z)\nopt_d.zero_grad()\nloss_d = d_loss(D(real
              "return loss_d.item(), loss_g.item()")
 
 HONEST = [
-    Case("solution", "correct", "the model solution, unchanged"),
-    Case("alt_noise_normal", "correct", "torch.normal(0, 1, size=...)",
-         cells={"sample_noise": fn(NOISE_SIG, "return torch.normal(0.0, 1.0, size=(n, dim))")}),
+    Case("alt_noise_normal", "correct", "torch.normal(0, 1, size=...); D loss with F.logsigmoid",
+         cells={"discriminator_loss": fn("discriminator_loss(real_logits, fake_logits)",
+                                         "return -(F.logsigmoid(real_logits).mean() + F.logsigmoid(-fake_logits).mean()) / 2"),
+                "sample_noise": fn(NOISE_SIG, "return torch.normal(0.0, 1.0, size=(n, dim))")}),
     Case("alt_noise_distributions", "correct", "torch.distributions.Normal(0, 1).sample((n, dim)), float64",
          cells={"sample_noise": fn(NOISE_SIG, "return torch.distributions.Normal(0.0, 1.0).sample((n, dim)).double()")}),
-    Case("alt_d_loss_logsigmoid", "correct", "−½(E logσ(ℓ_r) + E logσ(−ℓ_f)) with F.logsigmoid",
-         cells={"discriminator_loss": fn("discriminator_loss(real_logits, fake_logits)",
-                                         "return -(F.logsigmoid(real_logits).mean() + F.logsigmoid(-fake_logits).mean()) / 2")}),
     Case("alt_g_loss_bce", "correct", "both generator losses through binary_cross_entropy_with_logits",
          cells={"generator_loss": fn(GL_SIG, "if kind == 'minimax':\n"
                                      "    return -F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))\n"
@@ -44,22 +42,18 @@ HONEST = [
                                  "loss_d.backward()\nopt_d.step()\nopt_g.zero_grad(set_to_none=True)\n"
                                  "loss_g = g_loss(fake_logits=D(fake), kind=kind)\nloss_g.backward()\nopt_g.step()\n"
                                  "return float(loss_d), float(loss_g)")}),
-    Case("wrong_noise_uniform", "wrong", "uniform noise: costs sample_noise only",
-         cells={"sample_noise": fn(NOISE_SIG, "return torch.rand(n, dim)")}, lose=(NOISE,)),
     Case("wrong_d_loss_sigmoid", "wrong", "sigmoid then BCE (unstable at confident logits): costs the D loss only",
          cells={"discriminator_loss": fn("discriminator_loss(real_logits, fake_logits)",
                                          "r, f = torch.sigmoid(real_logits), torch.sigmoid(fake_logits)\n"
                                          "return 0.5 * F.binary_cross_entropy(r, torch.ones_like(r)) + "
                                          "0.5 * F.binary_cross_entropy(f, torch.zeros_like(f))")}, lose=(DL,)),
-    Case("wrong_g_minimax_sign", "wrong", "minimax with the wrong sign: costs the G loss only",
-         cells={"generator_loss": fn(GL_SIG, "if kind == 'minimax':\n    return F.softplus(fake_logits).mean()\n"
-                                     "return F.softplus(-fake_logits).mean()")}, lose=(GL,)),
     Case("wrong_step_no_detach", "wrong", "the D step sees fakes with their graph to G: costs train_step only",
          cells={"train_step": fn(STEP_SIG, GOOD_STEP.replace("D(fake.detach())", "D(fake)").replace(
              "loss_d.backward()", "loss_d.backward(retain_graph=True)"))}, lose=(STEP,)),
     Case("wrong_both_losses", "wrong", "both losses wrong, the step right: train_step full marks (ECF)",
-         cells={"discriminator_loss": TARGET.wrong,
-                "generator_loss": fn(GL_SIG, "return torch.sigmoid(fake_logits).mean()")}, lose=(DL, GL)),
+         cells={"discriminator_loss": TARGET.wrong, "sample_noise": fn(NOISE_SIG, "return torch.rand(n, dim)"),
+                "generator_loss": fn(GL_SIG, "if kind == 'minimax':\n    return F.softplus(fake_logits).mean()\n"
+                                     "return F.softplus(-fake_logits).mean()")}, lose=(NOISE, DL, GL)),
 ]
 
 CASES = HONEST + tamper.cases(TARGET)

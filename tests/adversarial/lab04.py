@@ -29,13 +29,11 @@ GOOD_PS = ("if z is None:\n    z = torch.randn_like(xt)\n"
            "{last}\nreturn mean + beta.sqrt() * z")
 
 HONEST = [
-    Case("solution", "correct", "the model solution, unchanged"),
     Case("alt_schedule_logspace", "correct", "linspace by keywords, alpha_bar as exp(cumsum(log1p(-beta)))",
          cells={"schedule": SCHED_SRC.format(beta="return torch.linspace(start=beta_1, end=beta_T, steps=T)",
-                                             ab="return torch.exp(torch.cumsum(torch.log1p(-beta), dim=0))")}),
-    Case("alt_q_sample_gather", "correct", "gather + torch.sqrt, broadcasting by indexing",
-         cells={"q_sample": fn("q_sample(x0, t, eps, sched)", "ab = sched.alpha_bar.gather(0, t)[:, None, None, None]\n"
-                                "return torch.sqrt(ab) * x0 + torch.sqrt(1.0 - ab) * eps")}),
+                                             ab="return torch.exp(torch.cumsum(torch.log1p(-beta), dim=0))"),
+                "q_sample": fn("q_sample(x0, t, eps, sched)", "ab = sched.alpha_bar.gather(0, t)[:, None, None, None]\n"
+                               "return torch.sqrt(ab) * x0 + torch.sqrt(1.0 - ab) * eps")}),
     Case("alt_loss_mse_keywords", "correct", "q_sample called with keywords, F.mse_loss",
          cells={"ddpm_loss": "import torch.nn.functional as F\n" + fn(LOSS_SIG, (
              "B = x0.shape[0]\nt = torch.randint(1, sched.T + 1, (B,), device=x0.device) if t is None else t\n"
@@ -47,21 +45,19 @@ HONEST = [
          cells={"sample": fn(LOOP_SIG, "x = torch.randn(*shape, device=sched.beta.device)\n"
                              "for t in reversed(range(1, sched.T + 1)):\n    x = p_sample(model, x, t, sched)\n"
                              "return x.clamp(-1, 1)", NG)}),
-    Case("wrong_alpha_bar_cumsum", "wrong", "alpha_bar as a cumulative SUM: costs the schedule cell only",
+    Case("wrong_alpha_bar_cumsum", "wrong", "alpha_bar as a cumulative SUM and a summed loss: each costs its own cell",
          cells={"schedule": SCHED_SRC.format(beta="return torch.linspace(beta_1, beta_T, T)",
-                                             ab="return 1 - torch.cumsum(beta, dim=0)")}, lose=(SCHED,)),
-    Case("wrong_q_sample_no_sqrt", "wrong", "no square roots: costs q_sample only (ddpm_loss gets the reference q_sample)",
-         cells={"q_sample": TARGET.wrong}, lose=(QS,)),
-    Case("wrong_loss_sum", "wrong", "summed instead of averaged: costs the loss only",
-         cells={"ddpm_loss": fn(LOSS_SIG, (
-             "t = torch.randint(1, sched.T + 1, (x0.shape[0],)) if t is None else t\n"
-             "eps = torch.randn_like(x0) if eps is None else eps\n"
-             "return ((eps - model(q_sample(x0, t, eps, sched), t)) ** 2).sum()"))}, lose=(LOSS,)),
+                                             ab="return 1 - torch.cumsum(beta, dim=0)"),
+                "ddpm_loss": fn(LOSS_SIG, (
+                    "t = torch.randint(1, sched.T + 1, (x0.shape[0],)) if t is None else t\n"
+                    "eps = torch.randn_like(x0) if eps is None else eps\n"
+                    "return ((eps - model(q_sample(x0, t, eps, sched), t)) ** 2).sum()"))}, lose=(SCHED, LOSS)),
     Case("wrong_p_sample_noise_at_1", "wrong", "noise added at t = 1 too: costs p_sample only (the loop gets the reference)",
          cells={"p_sample": fn(PS_SIG, GOOD_PS.format(last=""), NG)}, lose=(PS,)),
-    Case("wrong_loop_off_by_one", "wrong", "the loop stops at t = 2: costs the sampling loop only",
-         cells={"sample": fn(LOOP_SIG, "x = torch.randn(shape)\nfor t in range(sched.T, 1, -1):\n"
-                             "    x = p_sample(model, x, t, sched)\nreturn x", NG)}, lose=(LOOP,)),
+    Case("wrong_loop_off_by_one", "wrong", "the loop stops at t = 2 and q_sample has no square roots: "
+         "each costs its own cell (ddpm_loss gets the reference q_sample)",
+         cells={"q_sample": TARGET.wrong, "sample": fn(LOOP_SIG, "x = torch.randn(shape)\nfor t in range(sched.T, 1, -1):\n"
+                             "    x = p_sample(model, x, t, sched)\nreturn x", NG)}, lose=(QS, LOOP)),
 ]
 
 CASES = HONEST + tamper.cases(TARGET)

@@ -8,7 +8,7 @@ class and every variant runs in at least one lab.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .driver import Case
 
@@ -302,8 +302,9 @@ PER_LAB = {"hooks": 2, "forged": 2}
 LAB_INDEX = {"01_autoencoder": 0, "02_vae": 1, "03_gan": 2, "04_ddpm": 3}
 
 
-def cases(t: Target, everything: bool = False) -> list[Case]:
-    r"""This lab's share of the tampering variants (all of them when ``everything``)."""
+def cases(t: Target, everything: bool = False, stub: dict | None = None, stub_lose: tuple = ()) -> list[Case]:
+    r"""This lab's share of the tampering variants (all of them when ``everything``); ``stub``: solution
+    cells left undone in every tampering submission (their tests ``stub_lose`` score 0)."""
     i = LAB_INDEX[t.lab]
     out = []
     for cls, make in VARIANTS.items():
@@ -311,4 +312,6 @@ def cases(t: Target, everything: bool = False) -> list[Case]:
         n, k = len(variants), PER_LAB.get(cls, 1)
         picks = range(n) if everything else sorted({(i * k + j) % n for j in range(k)})
         out += [variants[p] for p in picks]
+    if stub:
+        out = [replace(c, cells={**stub, **c.cells}, lose=tuple(dict.fromkeys((*stub_lose, *c.lose)))) for c in out]
     return out
