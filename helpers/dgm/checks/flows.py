@@ -12,9 +12,9 @@ import math
 import torch
 
 from .. import flows as ref
-from ._check import Check, VISIBLE, tensor_evidence
+from ._check import Check, tensor_evidence
 from ._core import Mistake, close, compare, expect_tensor, run_student
-from ._flows_fixtures import coupling_case, flow_case, image_shape, jacobian, pixels
+from ._flows_fixtures import coupling_case, flow_case
 from ._flows_more import BitsPerDim, Dequantize, ImageMask
 
 __all__ = ["check_coupling_forward", "check_coupling_inverse", "check_image_mask", "check_log_likelihood",
