@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
+from jupyter_client import BlockingKernelClient
+from jupyter_core.utils import run_sync
 
 from dgm.grading import kernel as launcher
 from dgm.grading import sandbox
@@ -39,19 +41,29 @@ def run(kc, code: str, timeout: float = 120) -> tuple[str, str | None]:
 
 
 class Kernel:
-    def __init__(self, scratch: Path):
-        self.km = sandbox.kernel_manager(scratch, env={"DGM_FAST": "1"})
-        self.km.start_kernel(cwd=str(scratch))
-        self.kc = self.km.client()
+    r"""A kernel from ``sandbox.kernel_manager`` (an AsyncKernelManager) driven by a blocking client."""
+
+    def __init__(self, scratch: Path, env: dict | None = None):
+        self.km = sandbox.kernel_manager(scratch, env=env if env is not None else {"DGM_FAST": "1"})
+        run_sync(self.km.start_kernel)(cwd=str(scratch))
+        self.kc = BlockingKernelClient(parent=self.km)  # is_alive asks the manager
+        self.kc.load_connection_info(self.km.get_connection_info())
         self.kc.start_channels()
-        self.kc.wait_for_ready(timeout=120)
+        try:
+            self.kc.wait_for_ready(timeout=120)
+        except RuntimeError:
+            self.close()
+            raise
 
     def run(self, code: str, timeout: float = 120):
         return run(self.kc, code, timeout)
 
+    def interrupt(self) -> None:
+        run_sync(self.km.interrupt_kernel)()
+
     def close(self) -> None:
         self.kc.stop_channels()
-        self.km.shutdown_kernel(now=True)
+        run_sync(self.km.shutdown_kernel)(now=True)
 
 
 @pytest.fixture(scope="module")
@@ -235,16 +247,12 @@ def test_unsandboxed_fallback(monkeypatch, tmp_path):
     km = sandbox.kernel_manager(tmp_path, {"DGM_GRADE_PLAN": "p"})
     assert km.kernel_spec.argv == launcher.argv(sys.executable)
     assert km.kernel_spec.env == {"DGM_GRADE_PLAN": "p"}
-    km.start_kernel(cwd=str(tmp_path))  # the plain kernel runs, with the variables it was given
-    kc = km.client()
-    kc.start_channels()
+    k = Kernel(tmp_path, {"DGM_GRADE_PLAN": "p"})  # the plain kernel runs, with the variables it was given
     try:
-        kc.wait_for_ready(timeout=120)
-        out, err = run(kc, "import os; print(os.environ.get('DGM_GRADE_PLAN'), os.environ.get('DGM_SANDBOXED'))", 60)
+        out, err = k.run("import os; print(os.environ.get('DGM_GRADE_PLAN'), os.environ.get('DGM_SANDBOXED'))", 60)
         assert (out.strip(), err) == ("p None", None)
     finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
+        k.close()
 
 
 PLANTED = {  # what student code could leave in its folder for the next kernel (after a restart)
@@ -294,7 +302,7 @@ def test_interrupt_reaches_the_kernel(kernel):
     r"""nbclient's cell timeout interrupts the kernel: the cell stops, the kernel lives on."""
     msg_id = kernel.kc.execute("import time\nfor _ in range(600): time.sleep(0.1)")
     time.sleep(2)
-    kernel.km.interrupt_kernel()
+    kernel.interrupt()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         reply = kernel.kc.get_shell_msg(timeout=30)
@@ -313,14 +321,17 @@ def test_nbclient_runs_a_notebook_in_the_sandbox(tmp_path):
     from nbformat.v4 import new_code_cell, new_notebook
 
     nb = new_notebook(cells=[new_code_cell("import os, torch\nprint(os.getcwd() == os.environ['HOME'], "
-                                           "torch.ones(2).sum().item())")])
+                                           "torch.ones(2).sum().item())"),
+                             new_code_cell("while True:\n    pass"), new_code_cell("print('after')")])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     km = sandbox.kernel_manager(tmp_path / "s", env={})
-    client = NotebookClient(nb, km=km, timeout=120, startup_timeout=120,
-                            resources={"metadata": {"path": str(tmp_path)}})
+    client = NotebookClient(nb, km=km, timeout=20, startup_timeout=120, interrupt_on_timeout=True,
+                            allow_errors=True, resources={"metadata": {"path": str(tmp_path)}})
     try:
         client.execute()  # a km passed in is not shut down by nbclient
         assert nb.cells[0].outputs[0]["text"].strip() == "True 2.0"
+        assert nb.cells[1].outputs[-1]["ename"] == "KeyboardInterrupt"  # the cell timeout interrupted it
+        assert nb.cells[2].outputs[0]["text"].strip() == "after"
     finally:
-        km.shutdown_kernel(now=True)
+        run_sync(km.shutdown_kernel)(now=True)
     assert not (tmp_path / "s" / "kernel.json").exists()

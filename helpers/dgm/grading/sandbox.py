@@ -5,8 +5,8 @@ API (all the grader needs)::
     from dgm.grading import sandbox
 
     st = sandbox.status()      # SandboxStatus(available: bool, reason: str); probed once per process
-    km = sandbox.kernel_manager(scratch, env={"DGM_GRADE_PLAN": "..."})   # a KernelManager, not started
-    km.start_kernel(extra_arguments=[...], cwd=...)   # what nbclient does; the kernel runs in ``scratch``
+    km = sandbox.kernel_manager(scratch, env={"DGM_GRADE_PLAN": "..."})   # an AsyncKernelManager, not started
+    await km.start_kernel(extra_arguments=[...], cwd=...)   # what nbclient does; the kernel runs in scratch
     if not st.available: report("unsandboxed: " + st.reason)
 
 * ``scratch``: the one folder the kernel may write. It is bound read-write at the same path, is the
@@ -229,13 +229,14 @@ def kernel_command(scratch: Path, env: Mapping[str, str] | None = None, python: 
 
 def kernel_manager(scratch: Path, env: Mapping[str, str] | None = None, python: str = sys.executable,
                    data: Path | None = None):
-    r"""A ready, not yet started ``jupyter_client.KernelManager`` for the grading kernel in ``scratch``.
+    r"""A ready, not yet started ``jupyter_client.AsyncKernelManager`` (what nbclient expects) for the
+    grading kernel in ``scratch``; outside an event loop use ``jupyter_core.utils.run_sync``.
 
     Sandboxed when :func:`status` allows (IPC transport, connection file and sockets in ``scratch``),
     else a plain manager for the same limited launcher with ``env`` added to the environment.
     Start it with ``km.start_kernel(...)`` (nbclient does); interrupts go over the control channel.
     """
-    from jupyter_client import KernelManager
+    from jupyter_client import AsyncKernelManager
     from jupyter_client.kernelspec import KernelSpec
 
     scratch = Path(scratch).absolute()
@@ -243,7 +244,7 @@ def kernel_manager(scratch: Path, env: Mapping[str, str] | None = None, python: 
     spec = dict(display_name="Python 3 (dgm grading)", language="python", interrupt_mode="message")
     if not status(python).available:
         extra = {k: str(v) for k, v in (env or {}).items()}
-        km = KernelManager(kernel_name="python3")  # an ipykernel: nbclient keeps its history in memory
+        km = AsyncKernelManager(kernel_name="python3")  # an ipykernel: nbclient keeps its history in memory
         km._kernel_spec = KernelSpec(argv=kernel_argv(python), env=extra, **spec)
         return km
     if len(str(scratch)) + 8 > _MAX_SOCKET:
@@ -265,9 +266,9 @@ def _give(path: Path, uid: int) -> None:
 
 @lru_cache(maxsize=1)
 def _manager_class():  # jupyter_client is imported only when a manager is needed
-    from jupyter_client import KernelManager
+    from jupyter_client import AsyncKernelManager
 
-    class SandboxedKernelManager(KernelManager):
+    class SandboxedKernelManager(AsyncKernelManager):
         r"""Writes the connection file into scratch and, as root, hands scratch to the kernel's uid."""
 
         scratch: Path
