@@ -3,6 +3,8 @@ written, honest lab code is never flagged, and IPython syntax never crashes the 
 from __future__ import annotations
 
 import copy
+import inspect
+import sys
 from pathlib import Path
 
 import nbformat
@@ -80,7 +82,7 @@ CASES = [(cls, code) for cls, codes in TAMPERING.items() for code in codes]
 
 
 def test_every_class_is_tested():
-    assert set(TAMPERING) == set(integrity.CLASSES)
+    assert set(TAMPERING) | {"unscannable"} == set(integrity.CLASSES)
     assert all(len(set(v)) >= 2 for v in TAMPERING.values())
 
 
@@ -147,6 +149,18 @@ def test_locked_and_read_only_cells_are_not_scanned():
 def test_odd_cells_do_not_crash(code):
     integrity.scan(submission(code), release=RELEASE["02_vae"])
     integrity.scan(submission(code))
+
+
+def test_too_deep_to_scan_is_flagged_not_fatal():
+    deep = "x = " + "[" * 150 + "exec('1')" + "]" * 150  # valid Python (< 200 levels), deeper than the scan goes
+    nb, old = submission(deep), sys.getrecursionlimit()
+    assert integrity.scan(nb, release=RELEASE["02_vae"]).summary() == "flagged: dynamic-code"
+    sys.setrecursionlimit(len(inspect.stack()) + 250)  # too shallow for this cell: a platform with a small stack
+    try:
+        result = integrity.scan(nb, release=RELEASE["02_vae"])
+    finally:
+        sys.setrecursionlimit(old)
+    assert result.summary() == "flagged: unscannable"
 
 
 def test_without_release_the_setup_cell_counts():

@@ -87,6 +87,7 @@ RULES = {
     "checker-internals": _rule("reaches into dgm.checks or the grader beyond the check_* functions",
                                "dgm.grading dgm.grade dgm.checks._* dgm.checks.evidence dgm.checks.cells "
                                "dgm.checks.LABS"),
+    "unscannable": _rule("valid code too deeply nested for the scan to read (it could hide anything)", ""),
 }
 CLASSES = {cls: rule.meaning for cls, rule in RULES.items()}  #: class → what it means
 _MAGICS = {"system": "shell", "sx": "shell", "bash": "shell", "sh": "shell", "script": "shell", "!": "shell",
@@ -135,16 +136,24 @@ def _match(path: str, patterns: tuple[str, ...]) -> bool:
 def _source(cell: str) -> str:
     try:
         from IPython.core.inputtransformer2 import TransformerManager
-    except ImportError:  # no IPython: comment out shell escapes and magics so the rest still parses
+
+        return TransformerManager().transform_cell(cell)
+    except Exception:  # noqa: BLE001 - no IPython, or it choked: comment out shell escapes and magics
         return re.sub(r"(?m)^(\s*)([!%])", r"\1#\2", cell)
-    return TransformerManager().transform_cell(cell)
+
+
+class _TooDeep(Exception):
+    pass
 
 
 def _parse(src: str) -> ast.Module | None:
+    r"""The cell's syntax tree; None when it is not Python (it cannot run either: nothing to flag)."""
     try:
         return ast.parse(_source(src))
-    except (SyntaxError, ValueError):  # broken code cannot run either: nothing to flag
+    except (SyntaxError, ValueError):
         return None
+    except (RecursionError, MemoryError):
+        raise _TooDeep from None
 
 
 class _Scanner(ast.NodeVisitor):
@@ -354,23 +363,32 @@ def scan(nb, release=None) -> Integrity:
     for cell in release.cells if release is not None else []:
         tree = _parse(cell.source) if cell.get("cell_type") == "code" else None
         known |= {ast.dump(s) for s in (tree.body if tree else [])}
-    cells = [(i, c, _parse(c.source) if c.get("cell_type") == "code" else None) for i, c in enumerate(nb.cells)]
-    alias = _aliases([t for _, _, t in cells if t is not None])
+    out: list[Flag] = []
+    cells = []
+    for i, c in enumerate(nb.cells):
+        name = c.get("metadata", {}).get("nbgrader", {}).get("grade_id") or f"#{i}"
+        try:
+            cells.append((i, name, c, _parse(c.source) if c.get("cell_type") == "code" else None))
+        except _TooDeep:
+            if _editable(c):
+                out.append(Flag("unscannable", name, 1, c.source.strip()[:120]))
+    alias = _aliases([t for *_, t in cells if t is not None])
     graded = _graded(nb) | (_graded(release) if release is not None else set())
     # the lab's reference module, from the checks it imports (dgm.checks.vae → dgm.vae); the other labs'
     # reference models are course material (lab 2 trains dgm.ae's autoencoder for comparison)
     labs = {f"dgm.{v.split('.')[2]}" for v in alias.values() if v.startswith("dgm.checks.")}
     reference = (labs & set(_REFERENCE)) or set(_REFERENCE)
-    out: list[Flag] = []
-    for i, cell, tree in cells:
+    for i, name, cell, tree in cells:
         if tree is None or not _editable(cell):
             continue
         lines = cell.source.splitlines()
         if len(lines) != len(_source(cell.source).splitlines()):  # a cell magic: show IPython's lines
             lines = _source(cell.source).splitlines()
-        name = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or f"#{i}"
         scanner = _Scanner(alias, graded, reference, lines, name, out)
-        for stmt in tree.body:
-            if ast.dump(stmt) not in known:
-                scanner.visit(stmt)
+        try:
+            for stmt in tree.body:
+                if ast.dump(stmt) not in known:
+                    scanner.visit(stmt)
+        except RecursionError:
+            out.append(Flag("unscannable", name, 1, cell.source.strip()[:120]))
     return Integrity(out)
