@@ -36,7 +36,8 @@ def classes(code: str, lab: str = "02_vae", cell: str | None = None) -> set[str]
 # Two or more differently written examples per class.
 TAMPERING = {
     "dynamic-code": ['exec("x = 1")', 'run = eval\nrun("1 + 1")', 'import importlib\nm = importlib.import_module("os")',
-                     'os_ = __import__("os")', '%run helper.py', 'code = compile("1", "<s>", "eval")'],
+                     'os_ = __import__("os")', '%run helper.py', 'code = compile("1", "<s>", "eval")',
+                     "import pdb\npdb.run('x')"],
     "code-objects": ["reparameterize.__code__ = (lambda mu, logvar, eps=None: mu).__code__",
                      "import types\nf = types.FunctionType(g.__code__, {})", "raw = f.__code__.co_code",
                      "from types import CodeType"],
@@ -63,7 +64,9 @@ TAMPERING = {
     "monkeypatch": ["torch.allclose = lambda *a, **k: True", "setattr(checks, 'check_vae_model', lambda *a: None)",
                     "checks = None", "def check_vae_model(*args):\n    pass", "del checks",
                     "import torch.nn.functional as F\nF.mse_loss = lambda a, b: 0", "dgm.checks.vae.check_elbo_loss = f",
-                    "globals()['checks'] = fake", "nn.Module.__call__ = f", "torch.Tensor.sum = f"],
+                    "globals()['checks'] = fake", "nn.Module.__call__ = f", "torch.Tensor.sum = f",
+                    "torch.__dict__['allclose'] = f", "vars(checks).update(check_vae_model=f)",
+                    "type(torch).__setattr__(torch, 'allclose', f)"],
     "shell": ["!ls ..", "%%bash\ncat /etc/passwd\n", "import subprocess as sp\nsp.run(['ls'])",
               "import os\nos.system('ls')", "files = !ls", "from os import popen\npopen('ls')"],
     "network": ["import socket\nsocket.create_connection(('example.org', 80))",
@@ -126,6 +129,7 @@ HONEST = [
     "%timeit torch.randn(3)", "%%time\nz = reparameterize(mu, logvar)\n", "from dgm import data, plot, widgets",
     "import numpy as np\nnp.random.seed(0)", "dgm.widgets.latent_explorer(vae, x=x_test[0], data=x_eval)",
     "import os\nprint(os.environ.get('DGM_FAST'))", "model = VAE(8)\nmodel.reparameterize = reparameterize",
+    "print(vars(model).keys(), model.__dict__.keys())",
 ]
 
 

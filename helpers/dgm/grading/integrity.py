@@ -47,7 +47,7 @@ RULES = {
     "dynamic-code": _rule(
         "runs code built at run time (exec/eval/compile/__import__/importlib, %run)",
         "exec eval compile __import__ importlib runpy marshal codeop code.interact code.Interactive* builtins.exec "
-        "builtins.eval builtins.compile builtins.__import__ pickle.loads dill"),
+        "builtins.eval builtins.compile builtins.__import__ pickle.loads dill breakpoint pdb"),
     "code-objects": _rule(
         "builds or edits code/function objects (__code__, types.CodeType/FunctionType)",
         "types.CodeType types.FunctionType types.LambdaType types.CellType",
@@ -210,6 +210,8 @@ class _Scanner(ast.NodeVisitor):
             self.check_attr(inner.attr, node)
             inner = inner.value
         path = self.path(node)
+        if path is not None and node.attr == "__dict__" and not path.startswith("~"):
+            self.flag("monkeypatch", node)  # torch.__dict__ / checks.__dict__: a module's namespace, writable
         if path is not None:
             self.check_path(path, node)  # the whole chain at once; its Name is not visited again
         else:
@@ -255,6 +257,8 @@ class _Scanner(ast.NodeVisitor):
                 self.flag("uses-reference", node)
             if func in ("setattr", "delattr"):
                 self.patch(args[0], node)
+        if func == "vars" and args and not (self.path(args[0]) or "~").startswith("~"):
+            self.flag("monkeypatch", node)  # vars(torch): the module's namespace
         if (func or "").endswith("display") and (any(isinstance(a, ast.Dict) for a in args) or any(
                 k.arg == "raw" and not (isinstance(k.value, ast.Constant) and not k.value.value)
                 for k in node.keywords)):
