@@ -8,7 +8,7 @@ AE, LOSS, STEP = "test_autoencoder", "test_reconstruction_loss", "test_train_ste
 TARGET = tamper.Target(
     lab=LAB, sol="reconstruction_loss", test=LOSS, fn="reconstruction_loss", args="x, x_hat",
     good="return ((x - x_hat) ** 2).flatten(1).sum(1).mean()", bad="return ((x - x_hat) ** 2).mean()",
-    ref_mod="dgm.ae", ref="reconstruction_loss", mod="ae", attr="check_reconstruction_loss", later=(STEP,))
+    ref_mod="dgm.ae", ref="reconstruction_loss", mod="ae", attr="check_reconstruction_loss")
 
 
 def loss(body):

@@ -9,7 +9,7 @@ TARGET = tamper.Target(
     lab=LAB, sol="kl_divergence", test=KL, fn="kl_divergence", args="mu, logvar",
     good="return -0.5 * torch.sum(1 + logvar - mu ** 2 - logvar.exp(), dim=1)",
     bad="return 0.5 * torch.sum(1 + logvar - mu ** 2 - logvar.exp(), dim=1)",
-    ref_mod="dgm.vae", ref="kl_divergence", mod="vae", attr="check_kl_divergence", later=(ELBO, STEP))
+    ref_mod="dgm.vae", ref="kl_divergence", mod="vae", attr="check_kl_divergence")
 
 
 def fn(sig, body):

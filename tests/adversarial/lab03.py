@@ -9,7 +9,7 @@ TARGET = tamper.Target(
     lab=LAB, sol="discriminator_loss", test=DL, fn="discriminator_loss", args="real_logits, fake_logits",
     good="return 0.5 * F.softplus(-real_logits).mean() + 0.5 * F.softplus(fake_logits).mean()",
     bad="return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()",
-    ref_mod="dgm.gan", ref="discriminator_loss", mod="gan", attr="check_discriminator_loss", later=(GL, STEP))
+    ref_mod="dgm.gan", ref="discriminator_loss", mod="gan", attr="check_discriminator_loss")
 
 
 def fn(sig, body):

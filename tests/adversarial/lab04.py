@@ -9,7 +9,7 @@ TARGET = tamper.Target(
     lab=LAB, sol="q_sample", test=QS, fn="q_sample", args="x0, t, eps, sched",
     good="ab = sched.alpha_bar[t].view(-1, 1, 1, 1)\nreturn ab.sqrt() * x0 + (1 - ab).sqrt() * eps",
     bad="ab = sched.alpha_bar[t].view(-1, 1, 1, 1)\nreturn ab * x0 + (1 - ab) * eps",
-    ref_mod="dgm.ddpm", ref="q_sample", mod="ddpm", attr="check_q_sample", later=(LOSS, PS, LOOP))
+    ref_mod="dgm.ddpm", ref="q_sample", mod="ddpm", attr="check_q_sample")
 
 
 def fn(sig, body, deco=""):

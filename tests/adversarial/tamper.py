@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .driver import Case
+from .driver import Case, test_cells
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,12 @@ class Target:
     ref: str        # "reconstruction_loss" (the reference function in ref_mod)
     mod: str        # the checks module, "ae"
     attr: str       # "check_reconstruction_loss"
-    later: tuple    # test cells after ``test`` (all call ``checks.*``)
+
+    @property
+    def later(self) -> tuple:
+        """The test cells after ``test`` (all call ``checks.*``), as the lab declares them today."""
+        cells = test_cells(self.lab)
+        return cells[cells.index(self.test) + 1:]
 
     @property
     def REF(self) -> str:
@@ -84,7 +89,7 @@ def _hooks(t: Target) -> list[Case]:
                            f"        frame.f_locals['fn'] = {t.REF}\n"
                            "    return None\n"
                            "sys.settrace(_tracer)\n" + t.wrong},
-             lose=lose, cls="hooks", targets=lose, flag="interpreter-hooks"),
+             lose=(t.test, *t.later), cls="hooks", targets=lose, flag="interpreter-hooks"),
         Case("hook_pre_run_cell", "tamper", "a pre_run_cell hook puts the reference in the namespace before the test",
              cells={t.sol: f"import {t.ref_mod}\n"
                            "def _swap(*args):\n"
@@ -265,15 +270,15 @@ def _disk(t: Target) -> list[Case]:
         Case("disk_source", "tamper", "reads the instructor's source notebook and execs its solution (else wrong)",
              cells={t.sol: steal + f"_stolen = _steal({source!r})\n" + t.define(
                  f"if _stolen is not None:\n    return _stolen({t.args})\n" + t.bad)},
-             lose=lose, cls="disk", targets=lose, flag="reads-sources"),
+             lose=lose, cls="disk", targets=lose, flag="dynamic-code"),
         Case("disk_submissions", "tamper", "reads other students' submissions from disk and copies one (else wrong)",
              cells={t.sol: steal + f"_stolen = _steal({others!r})\n" + t.define(
                  f"if _stolen is not None:\n    return _stolen({t.args})\n" + t.bad)},
-             lose=lose, cls="disk", targets=lose, flag="reads-sources"),
+             lose=lose, cls="disk", targets=lose, flag="dynamic-code"),
         # the package's own source is readable (the kernel imports it): a copy of the reference's code
         # is not the reference's code object, so the watcher cannot see it — the scan must
         Case("disk_package", "tamper", "reads the dgm reference module's file and execs it: a copy of the reference",
-             cells={t.sol: f"import {t.ref_mod}\n_ns = {{'__name__': 'copied'}}\n"
+             cells={t.sol: f"import {t.ref_mod}\n_ns = {{'__name__': 'dgm.copied', '__package__': 'dgm'}}\n"
                            f"exec(open({t.ref_mod}.__file__).read(), _ns)\n{t.fn} = _ns[{t.ref!r}]\n"},
              lose=(), cls="disk", targets=lose, flag="reads-sources"),
     ]
