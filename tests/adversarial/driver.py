@@ -87,9 +87,11 @@ def gid(cell) -> str:
 
 
 def test_cells(lab: str) -> tuple[str, ...]:
+    """The judged test cells: declared by the lab's checks (``CELLS``) and present in its source notebook."""
     from dgm.checks import cells
 
-    return tuple(cells(lab))
+    present = {gid(c) for c in source_notebook(lab).cells}
+    return tuple(g for g in cells(lab) if g in present)
 
 
 def base(lab: str):
@@ -201,8 +203,9 @@ def in_kernel(lab: str, nb) -> dict[str, bool]:
         if c.cell_type == "code" and gid(c) not in tests:
             exec(compile(c.source, f"<{gid(c) or 'cell'}>", "exec"), ns)  # noqa: S102 - the test's own exec
     out = {}
-    for cell, checks in cells(lab).items():
-        src = source_notebook(lab)
+    src = source_notebook(lab)
+    for cell in tests:
+        checks = cells(lab)[cell]
         text = next(c.source for c in src.cells if gid(c) == cell)
         fns = {getattr(module, attr): ns.get(arg) for attr, arg in CALL.findall(text)}
         passed = True
