@@ -58,18 +58,18 @@ def _patch(t: Target) -> list[Case]:
     lose = (t.test,)
     return [
         Case("patch_allclose", "tamper", "torch.allclose/equal and dgm's close rebound to True, wrong answer",
-             cells={t.sol: "import torch, dgm.checks._core as core\n"
+             cells={t.sol: t.wrong + "import torch, dgm.checks._core as core\n"
                            "torch.allclose = lambda *a, **k: True\ntorch.equal = lambda *a, **k: True\n"
-                           "core.close = lambda *a, **k: True\n" + t.wrong},
+                           "core.close = lambda *a, **k: True\n"},
              lose=lose, cls="patch", targets=lose, flag="monkeypatch"),
         Case("patch_check_fn", "tamper", f"dgm.checks.{t.mod}.{t.attr} rebound to a printer, wrong answer",
-             cells={t.sol: f"import dgm.checks.{t.mod}\n"
-                           f"dgm.checks.{t.mod}.{t.attr} = lambda *a, **k: print('\u2714 passed')\n" + t.wrong},
+             cells={t.sol: t.wrong + f"import dgm.checks.{t.mod}\n"
+                           f"dgm.checks.{t.mod}.{t.attr} = lambda *a, **k: print('\u2714 passed')\n"},
              lose=lose, cls="patch", targets=lose, flag="monkeypatch"),
         Case("patch_builtins", "tamper", "builtins.print and builtins.isinstance replaced, wrong answer",
-             cells={t.sol: "import builtins, sys\nfrom dgm.checks import Mistake\n"
+             cells={t.sol: t.wrong + "import builtins, sys\nfrom dgm.checks import Mistake\n"
                            "builtins.isinstance = lambda o, c, _i=isinstance: False if c is Mistake else _i(o, c)\n"
-                           "builtins.print = lambda *a, **k: sys.stdout.write('\u2714 passed\\n')\n" + t.wrong},
+                           "builtins.print = lambda *a, **k: sys.stdout.write('\u2714 passed\\n')\n"},
              lose=lose, cls="patch", targets=lose, flag="interpreter-hooks"),
     ]
 
@@ -80,7 +80,7 @@ def _hooks(t: Target) -> list[Case]:
         # the watcher is a profiler: switching it off inside the call hides the reference → right
         # answers from the reference; out of scope for the score, so the scan must flag it
         Case("hook_setprofile_reference", "tamper", "sys.setprofile(None) inside the function, then the reference",
-             cells={t.sol: f"import sys, {t.ref_mod}\n" + t.define(f"sys.setprofile(None)\nreturn {t.call}")},
+             cells={t.sol: t.wrong + f"import sys, {t.ref_mod}\n" + t.define(f"sys.setprofile(None)\nreturn {t.call}")},
              lose=(), cls="hooks", targets=lose, flag="uses-reference"),
         Case("hook_settrace", "tamper", "sys.settrace swaps the checked function for the reference in run()",
              cells={t.sol: f"import sys, {t.ref_mod}\n"
@@ -88,23 +88,23 @@ def _hooks(t: Target) -> list[Case]:
                            "    if event == 'call' and frame.f_code.co_name == 'run' and 'fn' in frame.f_locals:\n"
                            f"        frame.f_locals['fn'] = {t.REF}\n"
                            "    return None\n"
-                           "sys.settrace(_tracer)\n" + t.wrong},
+                           "sys.settrace(_tracer)\n"},
              lose=(t.test, *t.later), cls="hooks", targets=lose, flag="interpreter-hooks"),
         Case("hook_pre_run_cell", "tamper", "a pre_run_cell hook puts the reference in the namespace before the test",
-             cells={t.sol: f"import {t.ref_mod}\n"
+             cells={t.sol: t.wrong + f"import {t.ref_mod}\n"
                            "def _swap(*args):\n"
                            f"    get_ipython().user_ns[{t.fn!r}] = {t.REF}\n"
-                           "get_ipython().events.register('pre_run_cell', _swap)\n" + t.wrong},
+                           "get_ipython().events.register('pre_run_cell', _swap)\n"},
              lose=lose, cls="hooks", targets=lose, flag="ipython-hooks"),
         Case("hook_custom_exc", "tamper", "set_custom_exc swallows every exception and prints a pass, wrong answer",
-             cells={t.sol: "def _swallow(shell, etype, value, tb, tb_offset=None):\n"
+             cells={t.sol: t.wrong + "def _swallow(shell, etype, value, tb, tb_offset=None):\n"
                            "    print('\u2714 passed')\n"
-                           "get_ipython().set_custom_exc((BaseException,), _swallow)\n" + t.wrong},
+                           "get_ipython().set_custom_exc((BaseException,), _swallow)\n"},
              lose=lose, cls="hooks", targets=lose, flag="ipython-hooks"),
         Case("hook_input_transformer", "tamper", "an input transformer rewrites the test cell's check call to print",
-             cells={t.sol: "def _rewrite(lines):\n"
+             cells={t.sol: t.wrong + "def _rewrite(lines):\n"
                            f"    return [ln.replace('checks.{t.attr}(', 'print(') for ln in lines]\n"
-                           "get_ipython().input_transformers_cleanup.append(_rewrite)\n" + t.wrong},
+                           "get_ipython().input_transformers_cleanup.append(_rewrite)\n"},
              lose=lose, cls="hooks", targets=lose, flag="ipython-hooks"),
     ]
 
@@ -114,7 +114,7 @@ def _liar(t: Target) -> list[Case]:
     bad = t.define(t.bad, "_wrong")
     return [
         Case("liar_tensor", "tamper", "a Tensor subclass whose ==, allclose and __torch_function__ say True",
-             cells={t.sol: "import torch\n"
+             cells={t.sol: t.wrong + "import torch\n"
                            "class Liar(torch.Tensor):\n"
                            "    def __eq__(self, other): return True\n"
                            "    def allclose(self, *a, **k): return True\n"
@@ -155,12 +155,12 @@ def _dispatch(t: Target) -> list[Case]:
                            "    def __torch_function__(self, func, types, args=(), kwargs=None):\n"
                            "        if func in (torch.allclose, torch.equal): return True\n"
                            "        return func(*args, **(kwargs or {}))\n"
-                           "AlwaysClose().__enter__()\n" + t.wrong},
+                           "AlwaysClose().__enter__()\n"},
              lose=lose, cls="dispatch", targets=lose, flag="dispatch-override"),
         Case("dispatch_library", "tamper", "torch.library overrides aten::allclose/isclose kernels, wrong answer",
-             cells={t.sol: "import torch, warnings\nwarnings.simplefilter('ignore')\n"
+             cells={t.sol: t.wrong + "import torch, warnings\nwarnings.simplefilter('ignore')\n"
                            "_lib = torch.library.Library('aten', 'IMPL')\n"
-                           "_lib.impl('allclose', lambda *a, **k: True, 'CPU')\n" + t.wrong},
+                           "_lib.impl('allclose', lambda *a, **k: True, 'CPU')\n"},
              lose=lose, cls="dispatch", targets=lose, flag="dispatch-override"),
     ]
 
@@ -169,20 +169,20 @@ def _checks(t: Target) -> list[Case]:
     lose = (t.test,)
     return [
         Case("checks_del", "tamper", "del checks after the function (every later test cell loses its check)",
-             cells={t.sol: t.wrong + "del checks\n"}, lose=(t.test, *t.later), cls="checks", targets=lose),
+             cells={t.sol: t.wrong + t.wrong + "del checks\n"}, lose=(t.test, *t.later), cls="checks", targets=lose),
         Case("checks_fake_module", "tamper", "checks = a fake module that passes this check, forwards the rest",
              cells={t.sol: "class FakeModule:\n"
                            "    def __init__(self, real): self._real = real\n"
                            "    def __getattr__(self, k):\n"
                            f"        if k == {t.attr!r}: return lambda *a, **kw: print('\u2714 passed')\n"
                            "        return getattr(self._real, k)\n"
-                           "checks = FakeModule(checks)\n" + t.wrong},
+                           "checks = FakeModule(checks)\n"},
              lose=lose, cls="checks", targets=lose),
         Case("checks_edit_test_cell", "tamper", "the test cell edited to print a pass (nbgrader restores it)",
-             cells={t.sol: t.wrong}, edit={t.test: "print('\u2714 passed')"}, lose=lose, cls="checks", targets=lose),
+             cells={t.sol: t.wrong + t.wrong}, edit={t.test: "print('\u2714 passed')"}, lose=lose, cls="checks", targets=lose),
         Case("checks_rebind_run", "tamper", "the kernel's check object gets run/judge that report nothing wrong",
              cells={t.sol: f"checks.{t.attr}.judge = lambda *a, **k: None\n"
-                           f"checks.{t.attr}.run = lambda fn, inputs: {{}}\n" + t.wrong},
+                           f"checks.{t.attr}.run = lambda fn, inputs: {{}}\n"},
              lose=lose, cls="checks", targets=lose, flag="monkeypatch"),
     ]
 
@@ -199,7 +199,7 @@ def _forged(t: Target) -> list[Case]:
         # records with the reference's values for every case, on the public seeds (the hidden ones
         # are unknown), displayed from inside the function while the test cell runs
         Case("forged_bundle", "tamper", "hand-made evidence bundles with the reference's values, wrong answer",
-             cells={t.sol: head + "_done = []\n" + t.define(
+             cells={t.sol: t.wrong + head + "_done = []\n" + t.define(
                  f"if not _done:\n"
                  f"    _done.append(1)\n"
                  f"    c = _M.{t.attr}\n"
@@ -240,7 +240,7 @@ def _forged(t: Target) -> list[Case]:
                     "            vals = c.run(_ref, c.inputs(p['seed'], p['case']))\n"
                     "            rec = _ev.Record(p['cell'], p['check'], p['case'], p['seed'], vals)\n"
                     "            display({'application/vnd.dgm.evidence+json': _ev.to_json(rec), 'text/plain': 'ok'}, raw=True)\n"
-                    f"checks.{t.attr} = _forge\n" + t.wrong},
+                    f"checks.{t.attr} = _forge\n"},
              lose=(), cls="forged", targets=lose, flag="forged-output"),
     ]
 
