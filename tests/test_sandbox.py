@@ -43,8 +43,9 @@ def run(kc, code: str, timeout: float = 120) -> tuple[str, str | None]:
 class Kernel:
     r"""A kernel from ``sandbox.kernel_manager`` (an AsyncKernelManager) driven by a blocking client."""
 
-    def __init__(self, scratch: Path, env: dict | None = None):
-        self.km = sandbox.kernel_manager(scratch, env=env if env is not None else {"DGM_FAST": "1"})
+    def __init__(self, scratch: Path, env: dict | None = None, readonly: tuple = ()):
+        self.km = sandbox.kernel_manager(scratch, env=env if env is not None else {"DGM_FAST": "1"},
+                                         readonly=readonly)
         run_sync(self.km.start_kernel)(cwd=str(scratch))
         self.kc = BlockingKernelClient(parent=self.km)  # is_alive asks the manager
         self.kc.load_connection_info(self.km.get_connection_info())
@@ -335,3 +336,31 @@ def test_nbclient_runs_a_notebook_in_the_sandbox(tmp_path):
     finally:
         run_sync(km.shutdown_kernel)(now=True)
     assert not (tmp_path / "s" / "kernel.json").exists()
+
+
+@needs_bwrap
+def test_readonly_file_inside_scratch(tmp_path):
+    r"""The grade plan lives in scratch but the kernel cannot rewrite, replace or delete it."""
+    scratch = tmp_path / "s"
+    scratch.mkdir()
+    plan = scratch / "plan.json"
+    plan.write_text('{"cases": 1}')
+    k = Kernel(scratch, {}, readonly=(plan,))
+    try:
+        out, err = k.run("""
+            import os
+            done = []
+            for name, act in [('write', lambda: open('plan.json', 'w').write('{}')),
+                              ('delete', lambda: os.remove('plan.json')),
+                              ('replace', lambda: (open('x.json', 'w').write('{}'), os.replace('x.json', 'plan.json'))),
+                              ('chmod', lambda: os.chmod('plan.json', 0o666))]:
+                try:
+                    act(); done.append(name)
+                except OSError:
+                    pass
+            print('DONE', done, open('plan.json').read())
+        """, timeout=60)
+    finally:
+        k.close()
+    assert err is None and 'DONE [] {"cases": 1}' in out, (out, err)
+    assert plan.read_text() == '{"cases": 1}'

@@ -18,6 +18,8 @@ API (all the grader needs)::
   OMP_NUM_THREADS=1, …), nothing else; HOME, DGM_DATA, config folders and limits cannot be overridden.
 * ``data=``: optional folder with a pre-filled dataset cache, bound read-only as ``DGM_DATA``
   (default: ``scratch/.cache/dgm``; fast mode reads the mnist5k digits from the read-only venv).
+* ``readonly=``: files or folders the kernel may read but not change, bound read-only at the same
+  path — e.g. the grade plan inside ``scratch`` (it cannot be rewritten, replaced or deleted).
 * Without the sandbox (:func:`status` says why; ``DGM_SANDBOX=0`` turns it off on purpose)
   :func:`kernel_manager` returns a plain manager for the same limited launcher (``env`` added to the
   grader's environment) and :func:`kernel_command` raises :class:`SandboxUnavailable`.
@@ -42,7 +44,7 @@ import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from .kernel import argv as kernel_argv
 
@@ -158,7 +160,7 @@ def _env(scratch: Path, python: str, env: Mapping[str, str] | None, uid: int | N
 
 
 def _bwrap_args(scratch: Path, python: str, env: Mapping[str, str] | None, data: Path | None,
-                uid: int | None) -> list[str]:
+                uid: int | None, readonly: Sequence[Path] = ()) -> list[str]:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise SandboxUnavailable("bubblewrap (bwrap) is not installed: apt-get install bubblewrap")
@@ -167,7 +169,8 @@ def _bwrap_args(scratch: Path, python: str, env: Mapping[str, str] | None, data:
     mounts = [*_mounts(python), "--dev", "/dev", "--proc", "/proc", "--perms", "1777", *size, "--tmpfs", "/tmp"]
     if data is not None:  # a pre-filled dataset cache, read-only
         mounts += ["--ro-bind", str(Path(data).absolute()), str(Path(data).absolute())]
-    args = [bwrap, *_dirs(mounts + ["--bind", str(scratch), str(scratch)]), "--chdir", str(scratch),
+    protect = [a for p in readonly for a in ("--ro-bind", str(Path(p).absolute()), str(Path(p).absolute()))]
+    args = [bwrap, *_dirs(mounts + ["--bind", str(scratch), str(scratch)] + protect), "--chdir", str(scratch),
             "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
             "--hostname", "grader", "--die-with-parent", "--new-session", "--clearenv"]
     if uid is not None:  # kernel.py drops to uid, so RLIMIT_NPROC applies (root is exempt from it)
@@ -211,7 +214,7 @@ def status(python: str = sys.executable) -> SandboxStatus:
 
 
 def kernel_command(scratch: Path, env: Mapping[str, str] | None = None, python: str = sys.executable,
-                   data: Path | None = None, uid: int | None = None) -> list[str]:
+                   data: Path | None = None, uid: int | None = None, readonly: Sequence[Path] = ()) -> list[str]:
     r"""``bwrap … -- python -c <dgm.grading.kernel launcher> -f {connection_file}``: the sandboxed kernel's argv.
 
     ``data``: an optional folder with a pre-filled dataset cache, bound read-only as ``DGM_DATA``
@@ -224,11 +227,11 @@ def kernel_command(scratch: Path, env: Mapping[str, str] | None = None, python: 
         raise SandboxUnavailable(st.reason)
     if _root() and uid is None:
         uid = kernel_uid()
-    return _bwrap_args(Path(scratch), python, env, data, uid if _root() else None) + kernel_argv(python)
+    return _bwrap_args(Path(scratch), python, env, data, uid if _root() else None, readonly) + kernel_argv(python)
 
 
 def kernel_manager(scratch: Path, env: Mapping[str, str] | None = None, python: str = sys.executable,
-                   data: Path | None = None):
+                   data: Path | None = None, readonly: Sequence[Path] = ()):
     r"""A ready, not yet started ``jupyter_client.AsyncKernelManager`` (what nbclient expects) for the
     grading kernel in ``scratch``; outside an event loop use ``jupyter_core.utils.run_sync``.
 
@@ -252,7 +255,7 @@ def kernel_manager(scratch: Path, env: Mapping[str, str] | None = None, python: 
     km = _manager_class()(kernel_name="python3", transport="ipc", ip=str(scratch / "k"),
                           connection_file=str(scratch / "kernel.json"))
     km.scratch, km.uid = scratch, (kernel_uid() if _root() else None)
-    km._kernel_spec = KernelSpec(argv=kernel_command(scratch, env, python, data, km.uid), **spec)
+    km._kernel_spec = KernelSpec(argv=kernel_command(scratch, env, python, data, km.uid, readonly), **spec)
     return km
 
 
