@@ -232,7 +232,7 @@ def classifier(dataset: str | None = None, root=None, steps: int | None = None, 
               flush=True)
         model = _train(x, y, steps)
         phi, p = _apply(model, x_test)
-        mu, sigma = _gaussian(phi)
+        mu, sigma = _gaussian(phi.cpu())  # float64 on the CPU (mps has no float64)
         model.mu_ref.copy_(mu)
         model.sigma_ref.copy_(sigma)
         model.test_accuracy.fill_((p.argmax(1) == y_test).double().mean())
@@ -296,7 +296,7 @@ def sample_quality(images, *, threshold: float = THRESHOLD, dataset: str | None 
     h = counts[counts > 0] / max(n_sure, 1)
     entropy = float(-(h * h.log()).sum() / math.log(10)) + 0.0 if n_sure else 0.0  # + 0.0: no "-0.00"
     if len(x) >= 2:
-        mu, sigma = _gaussian(phi)
+        mu, sigma = _gaussian(phi.cpu())  # float64 on the CPU (mps has no float64)
         fid = frechet_distance(mu, sigma, model.mu_ref, model.sigma_ref)
     else:
         fid = float("nan")  # a covariance needs two samples
