@@ -41,6 +41,8 @@ from nbgrader import utils
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Enum, Integer, Unicode
 
+from .kernel import argv as kernel_argv
+
 PLAN_FILE = ".dgm_plan.json"
 
 
@@ -111,7 +113,9 @@ def sandbox_status() -> tuple[bool, str]:
         return False, f"sandbox status failed: {type(err).__name__}: {err}"
 
 
-_KERNEL_ARGV = [sys.executable, "-m", "dgm.grading.kernel", "-f", "{connection_file}"]
+# ``python -c <launcher>``, not ``-m``: with -m, a dgm/ folder the submission wrote into its working
+# directory would be imported instead of the launcher, before any limit applies.
+_KERNEL_ARGV = kernel_argv(sys.executable)
 
 
 class LimitedKernelManager(AsyncKernelManager):
@@ -197,7 +201,9 @@ class GradingExecute(Execute):
         if st.sandboxed:
             from . import sandbox
 
-            self.km = sandbox.kernel_manager(self._scratch, self._kernel_env())
+            plan = self._env.get(evidence.PLAN_ENV)
+            # the plan lies in the writable scratch folder: bound read-only, the kernel cannot rewrite it
+            self.km = sandbox.kernel_manager(self._scratch, self._kernel_env(), readonly=[Path(plan)] if plan else [])
         else:
             km = LimitedKernelManager(kernel_name="python3", config=self.config)
             km.extra_env = dict(self._env)
