@@ -80,10 +80,10 @@ def _hooks(t: Target) -> list[Case]:
         # the watcher is a profiler: switching it off inside the call hides the reference → right
         # answers from the reference; out of scope for the score, so the scan must flag it
         Case("hook_setprofile_reference", "tamper", "sys.setprofile(None) inside the function, then the reference",
-             cells={t.sol: t.wrong + f"import sys, {t.ref_mod}\n" + t.define(f"sys.setprofile(None)\nreturn {t.call}")},
+             cells={t.sol: f"import sys, {t.ref_mod}\n" + t.define(f"sys.setprofile(None)\nreturn {t.call}")},
              lose=(), cls="hooks", targets=lose, flag="uses-reference"),
         Case("hook_settrace", "tamper", "sys.settrace swaps the checked function for the reference in run()",
-             cells={t.sol: f"import sys, {t.ref_mod}\n"
+             cells={t.sol: t.wrong + f"import sys, {t.ref_mod}\n"
                            "def _tracer(frame, event, arg):\n"
                            "    if event == 'call' and frame.f_code.co_name == 'run' and 'fn' in frame.f_locals:\n"
                            f"        frame.f_locals['fn'] = {t.REF}\n"
@@ -114,7 +114,7 @@ def _liar(t: Target) -> list[Case]:
     bad = t.define(t.bad, "_wrong")
     return [
         Case("liar_tensor", "tamper", "a Tensor subclass whose ==, allclose and __torch_function__ say True",
-             cells={t.sol: t.wrong + "import torch\n"
+             cells={t.sol: "import torch\n"
                            "class Liar(torch.Tensor):\n"
                            "    def __eq__(self, other): return True\n"
                            "    def allclose(self, *a, **k): return True\n"
@@ -150,7 +150,7 @@ def _dispatch(t: Target) -> list[Case]:
     lose = (t.test,)
     return [
         Case("dispatch_mode", "tamper", "a TorchFunctionMode left on: allclose/equal always True, wrong answer",
-             cells={t.sol: "import torch\nfrom torch.overrides import TorchFunctionMode\n"
+             cells={t.sol: t.wrong + "import torch\nfrom torch.overrides import TorchFunctionMode\n"
                            "class AlwaysClose(TorchFunctionMode):\n"
                            "    def __torch_function__(self, func, types, args=(), kwargs=None):\n"
                            "        if func in (torch.allclose, torch.equal): return True\n"
@@ -169,9 +169,9 @@ def _checks(t: Target) -> list[Case]:
     lose = (t.test,)
     return [
         Case("checks_del", "tamper", "del checks after the function (every later test cell loses its check)",
-             cells={t.sol: t.wrong + t.wrong + "del checks\n"}, lose=(t.test, *t.later), cls="checks", targets=lose),
+             cells={t.sol: t.wrong + "del checks\n"}, lose=(t.test, *t.later), cls="checks", targets=lose),
         Case("checks_fake_module", "tamper", "checks = a fake module that passes this check, forwards the rest",
-             cells={t.sol: "class FakeModule:\n"
+             cells={t.sol: t.wrong + "class FakeModule:\n"
                            "    def __init__(self, real): self._real = real\n"
                            "    def __getattr__(self, k):\n"
                            f"        if k == {t.attr!r}: return lambda *a, **kw: print('\u2714 passed')\n"
@@ -179,9 +179,9 @@ def _checks(t: Target) -> list[Case]:
                            "checks = FakeModule(checks)\n"},
              lose=lose, cls="checks", targets=lose),
         Case("checks_edit_test_cell", "tamper", "the test cell edited to print a pass (nbgrader restores it)",
-             cells={t.sol: t.wrong + t.wrong}, edit={t.test: "print('\u2714 passed')"}, lose=lose, cls="checks", targets=lose),
+             cells={t.sol: t.wrong}, edit={t.test: "print('\u2714 passed')"}, lose=lose, cls="checks", targets=lose),
         Case("checks_rebind_run", "tamper", "the kernel's check object gets run/judge that report nothing wrong",
-             cells={t.sol: f"checks.{t.attr}.judge = lambda *a, **k: None\n"
+             cells={t.sol: t.wrong + f"checks.{t.attr}.judge = lambda *a, **k: None\n"
                            f"checks.{t.attr}.run = lambda fn, inputs: {{}}\n"},
              lose=lose, cls="checks", targets=lose, flag="monkeypatch"),
     ]
@@ -199,7 +199,7 @@ def _forged(t: Target) -> list[Case]:
         # records with the reference's values for every case, on the public seeds (the hidden ones
         # are unknown), displayed from inside the function while the test cell runs
         Case("forged_bundle", "tamper", "hand-made evidence bundles with the reference's values, wrong answer",
-             cells={t.sol: t.wrong + head + "_done = []\n" + t.define(
+             cells={t.sol: head + "_done = []\n" + t.define(
                  f"if not _done:\n"
                  f"    _done.append(1)\n"
                  f"    c = _M.{t.attr}\n"
@@ -231,7 +231,7 @@ def _forged(t: Target) -> list[Case]:
         # reads the grader's plan ($DGM_GRADE_PLAN): the right seeds; the reference computes the values
         # and the real check is silenced → right answers from the reference: must be flagged
         Case("forged_plan", "tamper", "the plan file read from $DGM_GRADE_PLAN, records forged with the reference",
-             cells={t.sol: head +
+             cells={t.sol: t.wrong + head +
                     "def _forge(fn, hidden=False):\n"
                     "    plan = json.load(open(os.environ['DGM_GRADE_PLAN']))['cases']\n"
                     f"    c = _M.{t.attr}\n"
