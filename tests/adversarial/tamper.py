@@ -232,9 +232,10 @@ def _forged(t: Target) -> list[Case]:
         # and the real check is silenced → right answers from the reference: must be flagged
         Case("forged_plan", "tamper", "the plan file read from $DGM_GRADE_PLAN, records forged with the reference",
              cells={t.sol: t.wrong + head +
+                    f"_real = _M.{t.attr}\n"
                     "def _forge(fn, hidden=False):\n"
                     "    plan = json.load(open(os.environ['DGM_GRADE_PLAN']))['cases']\n"
-                    f"    c = _M.{t.attr}\n"
+                    "    c = _real\n"
                     "    for p in plan:\n"
                     "        if p['check'] == c.name and p['case'] in c.cases(hidden):\n"
                     "            vals = c.run(_ref, c.inputs(p['seed'], p['case']))\n"
