@@ -7,6 +7,12 @@ Runs on one CPU thread in a private cache folder (the classifier is trained from
 time is measured). ``--full`` trains the classifier with the full budget (dgm.metrics.STEPS) instead of the
 fast one. A calibration figure (steps/s of a fixed tiny MLP) is printed at the start and the end, so
 figures from a busy machine can be put in proportion.
+
+Measured on 2 shared cores under heavy load (calibration 25–41 tiny-MLP steps/s; a quiet core gives ~140–154):
+fast classifier (500 steps) 50 s, test accuracy 0.982; full (1500 steps) 163 s, 0.985 — about 13 s and 33 s
+on a quiet core. confident / classes / FID (full classifier): real test 0.92 / 10 / 0; first 1000 train digits
+0.96 / 10 / 6.5; uniform noise 0.00 / 0 / 526; 400 threes 0.96 / 1 / 420; averages of two digits 0.04 / 10 / 297;
+AE(16) reconstructions after 300 steps 0.40 / 10 / 113.
 """
 from __future__ import annotations
 

@@ -9,6 +9,9 @@ subprocess. A calibration figure (steps/s of a fixed tiny MLP, 1 thread, quiet) 
 and the end, so tables from different machines / load levels can be compared.
 
 The question it answers: which default thread count keeps a busy neighbour from costing more than 2×?
+Measured on 2 cores (lab 1 AE, machine load ~1, calibration 89–154): 1 thread 114–121 steps/s quiet,
+93–116 busy (≤ 1.3×); 2 threads 179–190 quiet, 8–55 busy (3–23×). Under load ≈ 9 from other processes,
+2 threads were 5–16× slower than 1 for the VAE, DCGAN and DDPM U-Net. Hence dgm.default_threads: 1 on ≤ 2 cores.
 """
 from __future__ import annotations
 
