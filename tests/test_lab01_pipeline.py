@@ -23,6 +23,10 @@ class Autoencoder(nn.Module):
     def forward(self, x):
         return self.decode(self.encode(x))
 '''
+LINEAR_QUANTILE = '''
+def pick_threshold(normal_scores, max_fpr):
+    return torch.quantile(normal_scores, 1 - max_fpr).item()   # interpolates: one false alarm too many
+'''
 REFERENCE_LOSS = '''
 from dgm.ae import reconstruction_loss as my_loss   # imported under another name
 
@@ -32,10 +36,13 @@ def reconstruction_loss(x, x_hat):
 
 globals().update(Pipeline(
     lab="01_autoencoder",
-    tests=("test_reconstruction_loss", "test_autoencoder", "test_train_step"),
-    # two earlier parts wrong: each costs its own cell only; train_step is graded with the check's own loss_fn
-    mistakes={"autoencoder": RELU_CODE, "reconstruction_loss": MEAN_LOSS},
+    tests=("test_reconstruction_loss", "test_autoencoder", "test_train_step", "test_anomaly_score",
+           "test_pick_threshold"),
+    # three parts wrong: each costs its own cell only; train_step is graded with the check's own loss_fn,
+    # anomaly_score with the check's own model, pick_threshold on given scores
+    mistakes={"autoencoder": RELU_CODE, "reconstruction_loss": MEAN_LOSS, "pick_threshold": LINEAR_QUANTILE},
     named={"test_autoencoder": "The code is squashed by an activation",
-           "test_reconstruction_loss": "averages over every pixel"},
+           "test_reconstruction_loss": "averages over every pixel",
+           "test_pick_threshold": "count the scores above t"},
     reference=("reconstruction_loss", REFERENCE_LOSS, "test_reconstruction_loss"),
 ).tests())

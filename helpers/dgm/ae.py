@@ -10,11 +10,13 @@ the digit. Autoencoding is compression, and the bottleneck size d sets how lossy
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
-__all__ = ["AEConfig", "Autoencoder", "reconstruction_loss", "train_step", "check_images"]
+__all__ = ["AEConfig", "Autoencoder", "reconstruction_loss", "train_step", "check_images", "anomaly_score",
+           "pick_threshold", "random_codes", "save_samples", "pca_fit", "pca_reconstruct", "add_noise"]
 
 IMAGE_SHAPE = (1, 28, 28)
 
@@ -89,9 +91,12 @@ class Autoencoder(nn.Module):
 def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
     r"""L(x, x̂) = ‖x − x̂‖², summed over the 784 pixels of each image and averaged over the batch.
 
-    Units: squared error per image (not per pixel). Summing over pixels keeps the loss of one
-    image independent of the batch size; averaging over the batch keeps the learning rate
-    independent of it too. Returns a 0-dim tensor.
+    Units: squared error per image (not per pixel), so the number does not depend on how many images
+    a batch holds, and the per-image value is comparable with other per-image terms (lab 2 adds a KL in
+    nats per image: the pixel reduction sets the balance between the two). The batch mean keeps the
+    gradient's size independent of the batch size, which matters for plain SGD; Adam divides each
+    gradient by its running scale, so a constant factor on the loss barely changes its steps.
+    Returns a 0-dim tensor.
     """
     if not isinstance(x, torch.Tensor) or not isinstance(x_hat, torch.Tensor):
         raise TypeError("reconstruction_loss(x, x_hat) expects two tensors of the same shape (B, 1, 28, 28)")
@@ -109,3 +114,93 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tens
     loss.backward()
     optimizer.step()
     return loss.item()
+
+
+# ----------------------------------------------------------------------------- anomaly detection
+@torch.no_grad()
+def anomaly_score(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    r"""s(x) = ‖x − d(e(x))‖² per image, (B, 1, 28, 28) → (B,), computed in eval mode without a graph.
+
+    An autoencoder trained on normal data rebuilds normal images well; an image unlike the training data
+    comes back worse, so its reconstruction error is large. Leaves the model in eval mode.
+    """
+    model.eval()
+    return (x - model(x)).pow(2).flatten(1).sum(dim=1)  # (B,)
+
+
+def pick_threshold(normal_scores: torch.Tensor, max_fpr: float) -> float:
+    r"""The smallest threshold t with FPR(t) = #{s_i > t} / n ≤ max_fpr on the normal scores s (n,).
+
+    An image is flagged when its score is > t. At most k = ⌊max_fpr · n⌋ normal scores may lie above t,
+    so t is the (n − k)-th smallest score: any smaller t flags more than k normal images, any larger one
+    misses anomalies for nothing.
+    """
+    s = torch.as_tensor(normal_scores).detach().flatten().double().sort().values  # (n,) ascending
+    n = len(s)
+    if n == 0 or not 0 <= max_fpr < 1:
+        raise ValueError(f"need at least one normal score and 0 ≤ max_fpr < 1, got n={n}, max_fpr={max_fpr}")
+    k = int(max_fpr * n + 1e-9)  # ⌊max_fpr · n⌋ (the epsilon keeps 0.05 · 100 at 5)
+    return s[n - k - 1].item()
+
+
+# ----------------------------------------------------------------------------- sampling and saving
+def random_codes(z_train: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
+    r"""n codes z ~ N(m, Σ), the Gaussian fitted to the training codes z_train (N, d) → (n, d).
+
+    The autoencoder has no prior: this Gaussian is the simplest density that matches the codes' mean and
+    covariance. It still puts mass in the gaps between the clusters, where the decoder was never trained.
+    """
+    z = z_train.detach().double()
+    m = z.mean(0)                                                            # (d,)
+    cov = torch.atleast_2d(torch.cov(z.T)) + 1e-6 * torch.eye(z.shape[1], dtype=z.dtype)  # (d, d)
+    g = torch.Generator().manual_seed(seed)
+    eps = torch.randn(n, z.shape[1], generator=g, dtype=z.dtype)             # (n, d) ~ N(0, I)
+    return (m + eps @ torch.linalg.cholesky(cov).T).to(z_train.dtype)        # z = m + L ε, L Lᵀ = Σ
+
+
+def save_samples(lab: str, images: torch.Tensor, quality=None, folder="samples", **extra) -> Path:
+    r"""Save ``{"images": (N, 1, 28, 28) floats in [0, 1], **metrics, **extra}`` to ``samples/<lab>.pt``.
+
+    ``quality`` (a :class:`dgm.metrics.SampleQuality` or a dict) is stored as plain floats/ints. Written
+    here because ``dgm.metrics`` has no ``save_samples`` yet; the other labs can call this one.
+    """
+    import dataclasses
+
+    x = images.detach().float().cpu()
+    if x.dim() != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE or not bool(torch.isfinite(x).all()) \
+            or x.min() < 0 or x.max() > 1:
+        raise ValueError(f"images must be (N, 1, 28, 28) floats in [0, 1], got {tuple(x.shape)}")
+    out = {"images": x}
+    if quality is not None:
+        q = dataclasses.asdict(quality) if dataclasses.is_dataclass(quality) else dict(quality)
+        out.update({k: (int(v) if isinstance(v, int) else float(v)) for k, v in q.items()})
+    out.update(extra)
+    path = Path(folder) / f"{lab}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(out, path)
+    return path
+
+
+# ----------------------------------------------------------------------------- going further: PCA, denoising
+def pca_fit(x: torch.Tensor, d: int) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The mean m (784,) and the top-d principal directions U (784, d) of images x (N, 1, 28, 28).
+
+    x̂ = m + U Uᵀ (x − m) is the best rank-d linear reconstruction in squared error (Eckart–Young), the
+    subspace a linear autoencoder with a d-dimensional bottleneck also finds.
+    """
+    flat = x.detach().flatten(1).double()                                   # (N, 784)
+    m = flat.mean(0)                                                        # (784,)
+    _, _, vh = torch.linalg.svd(flat - m, full_matrices=False)             # rows of vh: principal directions
+    return m.to(x.dtype), vh[:d].T.contiguous().to(x.dtype)                # (784,), (784, d)
+
+
+def pca_reconstruct(x: torch.Tensor, m: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
+    """x̂ = m + U Uᵀ (x − m), clipped to [0, 1]: (B, 1, 28, 28) → (B, 1, 28, 28)."""
+    c = x.flatten(1) - m                                                    # (B, 784)
+    return (m + (c @ U) @ U.T).clamp(0, 1).view_as(x)
+
+
+def add_noise(x: torch.Tensor, sigma: float = 0.5, generator: torch.Generator | None = None) -> torch.Tensor:
+    """x̃ = clip(x + σ ε, 0, 1), ε ~ N(0, I): the corrupted input of a denoising autoencoder."""
+    eps = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+    return (x + sigma * eps).clamp(0, 1)

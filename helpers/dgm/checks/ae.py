@@ -2,7 +2,8 @@ r"""Checks for Lab 1 (autoencoder). Each one names the mistake it recognises, wi
 
 Error carried forward: every part is graded on its own. ``check_train_step`` runs the student's step on a
 tiny fixed model with a loss function the check passes in (the student's ``Autoencoder`` and
-``reconstruction_loss`` are not involved), so a bug in an earlier part costs that part's cell only.
+``reconstruction_loss`` are not involved), so a bug in an earlier part costs that part's cell only. ``check_anomaly_score`` scores with the check's own
+tiny model and ``check_pick_threshold`` gets the scores directly (:mod:`._ae_anomaly`).
 """
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from torch import nn
 
 from .. import ae as ref
 from .. import train as _train
+from ._ae_anomaly import AnomalyScore, PickThreshold
 from ._ae_model import AutoencoderCheck, guarded_call, images
 from ._check import VISIBLE, Check, tensor_evidence
 from ._core import Mistake, close, compare, fixed_normal
 
-__all__ = ["check_autoencoder", "check_reconstruction_loss", "check_train_step", "CELLS"]
+__all__ = ["check_autoencoder", "check_reconstruction_loss", "check_train_step", "check_anomaly_score",
+           "check_pick_threshold", "CELLS"]
 
 check_autoencoder = AutoencoderCheck()
 
@@ -208,10 +211,14 @@ class TrainStep(Check):
 
 
 check_train_step = TrainStep()
+check_anomaly_score = AnomalyScore()
+check_pick_threshold = PickThreshold()
 
 #: test cell grade_id → the checks it runs (visible case, then the hidden cases)
 CELLS = {
     "test_autoencoder": (check_autoencoder,),
     "test_reconstruction_loss": (check_reconstruction_loss,),
     "test_train_step": (check_train_step,),
+    "test_anomaly_score": (check_anomaly_score,),
+    "test_pick_threshold": (check_pick_threshold,),
 }
