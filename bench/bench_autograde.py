@@ -105,7 +105,12 @@ def main(argv=None) -> None:
                 nbformat.write(nb, dest / f"{lab}.ipynb")
 
         def best(lab: str, student: str, sandbox: str):
-            runs = [autograde(course, lab, student, sandbox) for _ in range(args.repeat)]
+            try:
+                runs = [autograde(course, lab, student, sandbox) for _ in range(args.repeat)]
+            except AssertionError as err:  # the grader failed: say why (last line), keep measuring the rest
+                why = [ln for ln in str(err).splitlines() if "Error" in ln][-1:] or ["nbgrader failed"]
+                print(f"  {lab} (sandbox={sandbox}) FAILED: {why[0].strip()[:150]}")
+                return float("nan"), float("nan"), False
             return min(runs, key=lambda r: r[0])
 
         floor, _, floor_boxed = best(BARE, "boxed", "auto")
