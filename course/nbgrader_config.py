@@ -10,6 +10,8 @@ Autograde button and `dgm-grade` grade identically (docs/grading.md):
   and rewrites the cell's outputs to its verdict (what nbgrader then scores);
 * SanitizeOutputs keeps only text and raster images in outputs; HTML rendering is sanitised too.
 """
+import os
+
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, GetGrades,
                                     IgnorePattern, LimitOutput, SaveAutoGrades)
@@ -20,7 +22,10 @@ from dgm.grading.judge import GradingRecord, Judge, SanitizeOutputs
 c = get_config()  # noqa: F821  (provided by nbgrader)
 
 c.CourseDirectory.course_id = "dgm"
-c.CourseDirectory.db_url = "sqlite:///gradebook.db"
+# The gradebook: any SQLAlchemy URL nbgrader supports (SQLite, PostgreSQL, ...). DGM_DB_URL sets it for
+# nbgrader, the formgrader and dgm-grade alike (e.g. postgresql+psycopg2://grader@dbhost/dgm); dgm-grade
+# --db-url overrides it. Never put it in a notebook: dgm-grade drops it from the workers' environment.
+c.CourseDirectory.db_url = os.environ.get("DGM_DB_URL") or "sqlite:///gradebook.db"
 
 # Student stubs: valid Python so Run-All works; markdown answers get a visible prompt.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}

@@ -23,7 +23,7 @@ import nbformat
 from ..course import strip_hidden
 
 _MOODLE = re.compile(r"^.+?_(?P<student_id>\d+)_assign(?:submission|feedback)_\w+?_?$")
-_CANVAS = re.compile(r"^(?P<student_id>[A-Za-z0-9]+)_(?:late_)?\d+_\d+_.+$", re.I)
+_CANVAS = re.compile(r"^(?P<student_id>[A-Za-z0-9]+)_(?:late_)?(?P<user_id>\d+)_\d+_.+$", re.I)
 _SKIP = ("__MACOSX", ".ipynb_checkpoints", ".DS_Store")
 
 
@@ -34,6 +34,8 @@ class Submission:
     problem: str | None = None          # set: the notebook cannot be graded (zero + this reason)
     notes: list[str] = field(default_factory=list)
     nb: object = None                   # the normalised notebook when there is no problem
+    lms_id: str = ""                    # the LMS's numeric user id, when the file name carries it (Canvas)
+    sha: str = ""                       # sha256 of the file's bytes (what a re-run compares)
 
 
 def _clean(name: str) -> str:
@@ -60,6 +62,12 @@ def student_id(rel: Path, lab: str, regex: str | None = None) -> str | None:
         return _clean(parts[-2]) or None
     stem = stem.replace(lab, "").strip("_- ")
     return _clean(stem) or None
+
+
+def lms_user_id(rel: Path) -> str:
+    """Canvas's numeric user id from a flat export name (``login_12345_67890_name.ipynb``), else ""."""
+    m = _CANVAS.match(rel.stem)
+    return m.group("user_id") if m and len(rel.parts) == 1 else ""
 
 
 def files(src: Path, scratch: Path) -> tuple[Path, list[Path]]:
@@ -99,7 +107,7 @@ def gather(src: Path, scratch: Path, lab: str, regex: str | None = None):
     subs = []
     for sid, ps in sorted(by_student.items()):
         ps.sort(key=lambda p: (p.stat().st_mtime, str(p)))
-        sub = Submission(sid, ps[-1])
+        sub = Submission(sid, ps[-1], lms_id=lms_user_id(ps[-1].relative_to(root)))
         if len(ps) > 1:
             sub.notes.append(f"{len(ps)} files for this student; graded the newest ({ps[-1].name})")
         subs.append(sub)

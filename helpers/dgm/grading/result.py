@@ -1,7 +1,8 @@
 r"""The typed result of grading one submission (what workers send, the gradebook imports, the report prints)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 
 from ..checks._check import Verdict
 
@@ -48,6 +49,10 @@ class GradeResult:
     autograded: str | None = None          # path of the autograded notebook (in the worker's scratch course)
     feedback: str | None = None            # path of the feedback HTML
     worker_failed: bool = False            # the worker process died or was killed: replace it
+    files: dict = field(default_factory=dict)  # {"autograded"|"feedback": bytes} (remote workers send the files)
+    notes: list[str] = field(default_factory=list)  # what collect noticed (several files, Colab, ...)
+    lms_id: str = ""                       # the LMS's own user id when the export's file name carried it
+    skipped: bool = False                  # not regraded in this run (unchanged since the last one)
 
     @property
     def scores(self) -> dict[str, float | None]:
@@ -58,6 +63,24 @@ class GradeResult:
         """{test cell: [mistake ids of its failed verdicts]} (judged cells only)."""
         return {cell: list(dict.fromkeys(v.mistake for v in vs if not v.passed and v.mistake))
                 for cell, vs in self.verdicts.items() if any(not v.passed for v in vs)}
+
+    def to_json(self) -> str:
+        """The result without its files, as JSON (stored beside the grades for resumed runs)."""
+        d = asdict(self)
+        d.pop("files")
+        d["verdicts"] = {c: [asdict(v) for v in vs] for c, vs in self.verdicts.items()}
+        d["skipped"] = False
+        return json.dumps(d, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "GradeResult":
+        d = json.loads(text)
+        known = {f for f in cls.__dataclass_fields__}
+        d = {k: v for k, v in d.items() if k in known}
+        d["grades"] = [CellGrade(**g) for g in d.get("grades") or []]
+        d["comments"] = [CellComment(**c) for c in d.get("comments") or []]
+        d["verdicts"] = {c: [Verdict(**v) for v in vs] for c, vs in (d.get("verdicts") or {}).items()}
+        return cls(**d)
 
     @classmethod
     def failed(cls, student: str, lab: str, reason: str, seconds: float = 0.0,
