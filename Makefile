@@ -71,6 +71,12 @@ check-release: venv
 bench: venv
 	@for f in bench/bench_*.py; do echo "== $$f"; DGM_FAST=1 $(PY) $$f || exit 1; done
 
+# dgm-grade at scale: notebooks/s with 1 and 2 local Dask workers, a TCP scheduler + 2 workers, Dask vs
+# the old pool, the parent's peak memory for 50 and 200 submissions, a projection for 25,000 notebooks.
+.PHONY: bench-grade
+bench-grade: venv
+	DGM_FAST=1 $(PY) bench/bench_grade.py --scale
+
 grade: venv
 	$(VENV)/bin/dgm-grade $(ARGS)
 
