@@ -60,7 +60,7 @@ def committed(course) -> int:
         return 0
 
 
-def run(course, subs, *extra, timeout=170):
+def run(course, subs, *extra, timeout=600):
     proc = subprocess.run(cmd(course, subs, *extra), env=env(), capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
@@ -74,13 +74,12 @@ def batch(tmp_path_factory):
     return course, tmp / "subs"
 
 
-@pytest.mark.timeout(400) if hasattr(pytest.mark, "timeout") else (lambda f: f)
 def test_sigkill_halfway_then_resume_grades_everyone_once(batch):
     course, subs = batch
     proc = subprocess.Popen(cmd(course, subs), env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
-        deadline = time.monotonic() + 170
+        deadline = time.monotonic() + 600  # a loaded 2-core machine: ~1 min per notebook
         while committed(course) < 1 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.3)
         n = committed(course)
