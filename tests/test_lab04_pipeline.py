@@ -24,6 +24,12 @@ def sample(model, shape, sched, p_sample=p_sample):
         x = p_sample(model, x, t, sched)
     return x.clamp(-1, 1)                                           # allowed: a clamp of the final x_0
 '''
+NO_CLIP = '''
+def cosine_beta_schedule(T, s=0.008, max_beta=0.999):
+    t = torch.arange(T + 1, dtype=torch.float64) / T
+    f = torch.cos((t + s) / (1 + s) * torch.pi / 2) ** 2
+    return 1 - f[1:] / f[:-1]                                       # β_T = 1: not clipped
+'''
 REFERENCE_Q_SAMPLE = '''
 from dgm.ddpm import q_sample as my_q_sample   # imported under another name
 
@@ -34,10 +40,12 @@ def q_sample(x0, t, eps, sched):
 
 globals().update(Pipeline(
     lab="04_ddpm",
-    tests=("test_p_sample", "test_schedule", "test_q_sample", "test_ddpm_loss", "test_sample_loop"),
+    tests=("test_p_sample", "test_schedule", "test_cosine_schedule", "test_q_sample", "test_ddpm_loss",
+           "test_sample_loop"),
     # a wrong q_sample and p_sample cost only their own cells (ddpm_loss and sample get the references);
     # the clamped sample is correct
-    mistakes={"p_sample": SLIDE_TYPO, "q_sample": MISSING_SQRT, "sample": CLAMPED_SAMPLE},
-    named={"test_p_sample": "typo on the slide", "test_q_sample": "missing square roots"},
+    mistakes={"p_sample": SLIDE_TYPO, "q_sample": MISSING_SQRT, "sample": CLAMPED_SAMPLE, "cosine_schedule": NO_CLIP},
+    named={"test_p_sample": "typo on the slide", "test_q_sample": "missing square roots",
+           "test_cosine_schedule": "clip every"},
     reference=("q_sample", REFERENCE_Q_SAMPLE, "test_q_sample"),
 ).tests())

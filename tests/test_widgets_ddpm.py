@@ -59,3 +59,24 @@ def test_scrubber_rejects_bad_input(setup):
         noising_scrubber(x0[0], sched)
     with pytest.raises(ValueError, match="shape of x0"):
         noising_scrubber(x0, sched, eps=eps[:1])
+
+
+def test_guidance_widget_redraws_for_each_w_with_the_same_noise():
+    from dgm.ddpm_cfg import ConditionalUNet
+    from dgm.widgets_ddpm import guidance_widget
+
+    torch.manual_seed(0)
+    net = ConditionalUNet(channels=8).eval()
+    torch.nn.init.normal_(net.out[-1].weight, std=0.1)
+    sched = ddpm.make_schedule(8)
+    box = guidance_widget(net, sched, w=0.0, n_per_class=2, classes=[1, 7], steps=2, scale=1)
+    assert box.image.value == tensor_to_png(box.images(0.0), scale=1, nrow=2) and "w = 0" in box.label.value
+    grid = png_to_tensor(box.image.value, scale=1)
+    assert grid.shape[-2:] == (2 + 2 * 30, 2 + 2 * 30)              # 2 rows × 2 classes
+    box.slider.value = 3.0
+    assert "w = 3" in box.label.value and box.image.value == tensor_to_png(box.images(3.0), scale=1, nrow=2)
+    assert not torch.equal(box.images(0.0), box.images(3.0))
+    again = guidance_widget(net, sched, w=0.0, n_per_class=2, classes=[1, 7], steps=2, scale=1)
+    assert torch.equal(again.images(0.0), box.images(0.0))          # same seed: same starting noise
+    with pytest.raises(ValueError, match="digits"):
+        guidance_widget(net, sched, classes=[11])

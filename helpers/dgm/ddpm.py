@@ -188,8 +188,10 @@ def ddpm_loss(model: Callable, x0: torch.Tensor, sched: DiffusionSchedule,
               t: torch.Tensor | None = None, eps: torch.Tensor | None = None) -> torch.Tensor:
     r"""Algorithm 1: t ~ Uniform{1..T}, ε ~ N(0, I), loss ‖ε − ε_θ(√ᾱ_t x_0 + √(1 − ᾱ_t) ε, t)‖².
 
-    The squared error is averaged over all elements (the mean instead of the sum over pixels only
-    rescales the gradient). Pass ``t``/``eps`` to make it deterministic.
+    The squared error is averaged over all elements, as in the DDPM papers. The mean instead of the sum over
+    pixels rescales the loss by a constant, which Adam (used here) nearly ignores — it divides each step by the
+    gradient's running RMS; the reduction would matter for plain SGD, or when this loss is weighted against
+    another term. Pass ``t``/``eps`` to make it deterministic.
     """
     _check_image(x0, "x0")
     if t is None:
@@ -236,7 +238,9 @@ def p_sample(model: Callable, xt: torch.Tensor, t, sched: DiffusionSchedule, z: 
 def _skip_step(model, x, t: int, s: int, sched, eta: float, clip_x0: bool, generator):
     r"""One generalised (DDIM, Song et al. 2021) step from t to s < t:
     x̂_0 = (x_t − √(1 − ᾱ_t) ε_θ)/√ᾱ_t, σ = η √((1 − ᾱ_s)/(1 − ᾱ_t) · (1 − ᾱ_t/ᾱ_s)),
-    x_s = √ᾱ_s x̂_0 + √(1 − ᾱ_s − σ²) ε_θ + σ z. η = 1 is the strided DDPM (ancestral) step, η = 0 DDIM."""
+    x_s = √ᾱ_s x̂_0 + √(1 − ᾱ_s − σ²) ε_θ + σ z. η = 0 is DDIM. η = 1 is the strided DDPM (ancestral) step: its
+    σ² = (1 − ᾱ_s)/(1 − ᾱ_t) · (1 − ᾱ_t/ᾱ_s) is β̃ *of the jump* t → s (the variance of q(x_s | x_t, x_0)), and
+    for s = t − 1 it is β̃_t — not Algorithm 2's σ_t² = β_t."""
     tb = _time(t, x, sched)
     ab_t = sched.alpha_bar[t].to(x)                                       # ᾱ_t
     ab_s = sched.alpha_bar[s].to(x)                                       # ᾱ_s
@@ -257,12 +261,18 @@ def sample(model: Callable, shape, sched: DiffusionSchedule, *, steps: int | Non
            device=None, dtype: torch.dtype | None = None):
     r"""The reverse chain: x_T ~ N(0, I), then x_{t−1} ~ p_θ(x_{t−1} | x_t) for t = T, …, 1.
 
-    ``steps=None`` with ``method="ddpm"`` runs Algorithm 2 exactly (T calls of :func:`p_sample`).
+    ``steps=None`` with ``method="ddpm"`` runs Algorithm 2 exactly (T calls of :func:`p_sample`, σ_t² from
+    ``variance``: β_t by default).
     ``steps=k < T`` visits k evenly spaced time steps: ``method="ddpm"`` takes strided ancestral
     steps (η = 1), ``method="ddim"`` deterministic DDIM steps (η = 0 unless ``eta`` is given).
+    **The strided DDPM step is not Algorithm 2's step with a bigger gap**: it samples the posterior
+    q(x_s | x_t, x̂_0), whose variance is β̃ of the jump, (1 − ᾱ_s)/(1 − ᾱ_t) · (1 − ᾱ_t/ᾱ_s), where
+    Algorithm 2 uses σ_t² = β_t; comparing the two changes the number of steps *and* the variance. For a
+    like-for-like baseline compare with ``variance="beta_tilde"`` (all T steps, σ_t² = β̃_t).
     ``clip_x0=True`` clamps the predicted x̂_0 to the data range [−1, 1] before each step (as Ho et al.'s
-    code does; with all T steps it then uses the posterior q(x_{t−1} | x_t, x̂_0)); it helps a briefly
-    trained model a lot. ``return_trajectory=True`` also returns the list [x_T, …, x_0] (on the CPU).
+    code does). With all T steps it then also switches the variance: it takes the posterior step
+    q(x_{t−1} | x_t, x̂_0) with σ_t² = β̃_t, whatever ``variance`` says. It helps a briefly trained model a lot.
+    ``return_trajectory=True`` also returns the list [x_T, …, x_0] (on the CPU).
     """
     if method not in ("ddpm", "ddim"):
         raise ValueError(f"method must be 'ddpm' or 'ddim', got {method!r}")
@@ -297,3 +307,4 @@ def sample(model: Callable, shape, sched: DiffusionSchedule, *, steps: int | Non
 
 
 from .unet import UNet  # noqa: E402  (the ε_θ network lives in its own module)
+from .ddpm_train import EMA, LAB_RECIPE, lr_at, save_samples  # noqa: E402,F401  (lab 4's recipe)

@@ -86,6 +86,10 @@ class UNet(nn.Module):
         if not isinstance(t, torch.Tensor) or t.shape != (x.shape[0],):
             raise ValueError(f"UNet expects t as a (B,) = ({x.shape[0]},) tensor of time steps")
         emb = self.embed(sinusoidal_embedding(t, self.time_dim).to(x.dtype))  # (B, time_dim)
+        return self._body(x, emb)
+
+    def _body(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """The U-Net proper, given the conditioning vector ``emb`` (B, time_dim) that every block adds."""
         if self.patch > 1:
             x = F.pixel_unshuffle(x, self.patch)                          # (B, 4C_in, 14, 14)
         h1 = self.down1(self.inp(x), emb)                                 # (B, C, H, W), H = 28 (14 if patch=2)

@@ -4,7 +4,8 @@ Convention (as in :mod:`dgm.ddpm`): ``sched.alpha_bar[t]`` is ᾱ_t for t = 0..T
 
 Error carried forward: ``ddpm_loss`` gets the reference ``q_sample`` and ``sample`` the reference
 ``p_sample`` as explicit parameters, so a bug in an earlier part costs that part's test cell only.
-This module holds the schedule and ``q_sample`` checks; the loss is in :mod:`._ddpm_loss`, the
+This module holds the schedule and ``q_sample`` checks; the cosine schedule is in :mod:`._ddpm_cosine`,
+the loss in :mod:`._ddpm_loss`, the
 reverse step and the sampling loop in :mod:`._ddpm_sample`.
 """
 from __future__ import annotations
@@ -14,12 +15,13 @@ import torch
 from .. import ddpm as ref
 from ._check import VISIBLE, Check
 from ._core import Mistake, compare, fixed_normal, fixed_uniform, run_student
+from ._ddpm_cosine import check_cosine_schedule
 from ._ddpm_loss import DDPMLoss
 from ._ddpm_nets import OFF_BY_ONE, as_evidence, dtype_of, ints, per_image as _b, small_schedule, tensor_of
 from ._ddpm_sample import PSample, SampleLoop
 
 __all__ = ["check_linear_beta_schedule", "check_alpha_bar", "check_q_sample", "check_ddpm_loss",
-           "check_p_sample", "check_sample_loop", "CELLS"]
+           "check_p_sample", "check_sample_loop", "check_cosine_schedule", "CELLS"]
 
 
 # ----------------------------------------------------------------------------- schedule
@@ -171,6 +173,7 @@ check_sample_loop = SampleLoop()
 #: test cell grade_id → the checks it runs (visible and hidden cases)
 CELLS = {
     "test_schedule": (check_linear_beta_schedule, check_alpha_bar),
+    "test_cosine_schedule": (check_cosine_schedule,),
     "test_q_sample": (check_q_sample,),
     "test_ddpm_loss": (check_ddpm_loss,),
     "test_p_sample": (check_p_sample,),

@@ -1,0 +1,103 @@
+r"""Benchmark (not a test): lab 4's full-budget recipe on mnist5k, timed next to a calibration figure, and the
+dgm.metrics quality of the EMA model's samples for every sampler the notebook shows.
+
+    .venv/bin/python bench/bench_ddpm_recipe.py [--steps 1500] [--channels 16] [--n 500] [--png /tmp/ddpm.png]
+
+Trains the notebook's U-Net with Algorithm 1 (the reference loss), Adam with warm-up + cosine decay and an EMA of
+the weights (dgm.ddpm.LAB_RECIPE, overridable), on one thread. The calibration (steps/s of a fixed tiny MLP, as in
+bench_quality.py; 89–154 on an idle machine) is measured right before and after the training, so the time can be
+put in proportion: idle-machine seconds ≈ seconds × calibration / 120.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_quality import calibration  # noqa: E402
+
+
+def main() -> None:
+    os.environ["DGM_FAST"] = "0"
+    import torch
+    from torchvision.utils import save_image
+
+    import dgm
+    import dgm.data
+    import dgm.metrics as M
+    import dgm.train
+    from dgm import ddpm
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for k, v in ddpm.LAB_RECIPE.items():
+        ap.add_argument(f"--{k.replace('_', '-')}", type=type(v), default=v)
+    ap.add_argument("--n", type=int, default=500, help="samples rated per sampler")
+    ap.add_argument("--png", default="/tmp/ddpm_samples.png")
+    ap.add_argument("--full-chain", action="store_true", help="also rate Algorithm 2 with all T steps (slow)")
+    ap.add_argument("--quick", action="store_true", help="rate only the EMA and raw models' clipped strided samples")
+    cfg = vars(ap.parse_args())
+    n, png, full_chain, quick = cfg.pop("n"), cfg.pop("png"), cfg.pop("full_chain"), cfg.pop("quick")
+    torch.set_num_threads(1)
+    x, _ = dgm.data.load("mnist5k", "train")
+    x0 = 2 * x - 1
+    M.classifier("mnist5k")  # trained once and cached: not part of the timing
+    T = cfg["T"]
+    if cfg["schedule"] == "cosine":
+        sched = ddpm.make_schedule(T, "cosine")
+    else:
+        sched = ddpm.make_schedule(T, beta_1=1e-4 * 1000 / T, beta_T=min(0.02 * 1000 / T, 0.5))
+    dgm.seed_everything(0)
+    model = ddpm.UNet(channels=cfg["channels"], patch=cfg["patch"])
+    ema = ddpm.EMA(model, cfg["ema"])
+    opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+
+    def step_fn(xb, step):
+        for g in opt.param_groups:
+            g["lr"] = ddpm.lr_at(step, cfg["steps"], cfg["lr"], cfg["warmup"])
+        opt.zero_grad(set_to_none=True)
+        loss = ddpm.ddpm_loss(model, xb, sched)
+        loss.backward()
+        opt.step()
+        ema.update(model, step)
+        return loss
+
+    cal = calibration()
+    load = os.getloadavg()[0]
+    t = time.perf_counter()
+    hist = dgm.train.fit({"model": model, "ema": ema.model}, x0, step_fn=step_fn, optimizer=opt,
+                         steps=cfg["steps"], batch_size=cfg["batch_size"], progress=False)
+    sec = time.perf_counter() - t
+    cal2 = calibration()
+    print(f"{cfg}", flush=True)
+    print(f"load {load:.1f}; calibration {cal:.0f} → {cal2:.0f} steps/s; training {sec:.0f} s "
+          f"({cfg['steps'] / sec:.2f} steps/s; ≈ {sec * (cal + cal2) / 2 / 120:.0f} s at calibration 120); "
+          f"final loss {sum(hist['loss'][-100:]) / len(hist['loss'][-100:]):.4f}", flush=True)
+    k = cfg["sample_steps"]
+    runs = {f"EMA, DDPM {k} strided, x̂0 clipped": (ema.model, {"steps": k, "clip_x0": True}),
+            f"raw, DDPM {k} strided, x̂0 clipped": (model, {"steps": k, "clip_x0": True}),
+            f"EMA, DDPM {k} strided": (ema.model, {"steps": k}),
+            f"EMA, DDIM {k} steps": (ema.model, {"steps": k, "method": "ddim"}),
+            f"EMA, DDIM {k} steps, x̂0 clipped": (ema.model, {"steps": k, "method": "ddim", "clip_x0": True})}
+    if quick:
+        runs = dict(list(runs.items())[:2])
+    if full_chain:
+        runs[f"EMA, Algorithm 2, {T} steps"] = (ema.model, {})
+        runs[f"EMA, {T} steps, x̂0 clipped"] = (ema.model, {"clip_x0": True})
+    grids = []
+    for name, (net, kw) in runs.items():
+        c = calibration(1.0)
+        t = time.perf_counter()
+        xs = ddpm.to_unit(ddpm.sample(net, (n, 1, 28, 28), sched, generator=torch.Generator().manual_seed(1),
+                                      progress=False, **kw))
+        s = time.perf_counter() - t
+        print(f"{name:<36} {s:6.1f} s (cal {c:.0f}) | {M.sample_quality(xs, dataset='mnist5k')}", flush=True)
+        grids.append(xs[:32])
+    save_image(torch.cat(grids), png, nrow=16, pad_value=0.5)
+    print(f"grid (two rows of 16 per sampler, in the order above): {png}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+r"""Lab 4's training recipe around Algorithm 1: the EMA of the weights, the learning-rate schedule, the
+recipe's numbers, and saving the final samples (re-exported by :mod:`dgm.ddpm`).
+
+An exponential moving average (EMA) of the weights, θ_EMA ← d·θ_EMA + (1 − d)·θ, is the network we sample
+from: every Adam step jitters θ, and a reverse chain of many steps accumulates that jitter; the average
+cancels most of it (Ho et al. use d = 0.9999 over 800k steps; a short CPU run needs a shorter memory).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from pathlib import Path
+
+import torch
+from torch import nn
+
+__all__ = ["EMA", "lr_at", "LAB_RECIPE", "save_samples"]
+
+# The CPU recipe of lab 4's notebook (measured with bench/bench_ddpm.py; the notebook states the time).
+LAB_RECIPE = dict(T=100, schedule="linear", channels=16, patch=1, batch_size=32, steps=1500, lr=2e-3,
+                  warmup=100, ema=0.995, sample_steps=25)
+
+
+class EMA:
+    r"""θ_EMA ← d·θ_EMA + (1 − d)·θ after every step, with d = min(decay, (1 + n)/(10 + n)) after n updates
+    (a warm-up: the random initial weights are forgotten quickly). ``ema.model`` is a frozen copy in eval
+    mode; buffers are copied as they are."""
+
+    def __init__(self, model: nn.Module, decay: float = 0.995):
+        if not 0 <= decay < 1:
+            raise ValueError(f"decay must lie in [0, 1), got {decay}")
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay, self.updates = decay, 0
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int | None = None) -> None:
+        """One update; ``step`` (the training step, e.g. after resuming a checkpoint) sets the warm-up count."""
+        self.updates = self.updates + 1 if step is None else step + 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for p_ema, p in zip(self.model.parameters(), model.parameters()):
+            p_ema.lerp_(p.detach(), 1 - d)                                # θ_EMA ← d θ_EMA + (1 − d) θ
+        for b_ema, b in zip(self.model.buffers(), model.buffers()):
+            b_ema.copy_(b)
+
+
+def lr_at(step: int, steps: int, lr: float, warmup: int = 100) -> float:
+    """Linear warm-up over ``warmup`` steps, then a cosine decay to 0 at ``steps`` (a pure function of the
+    step, so a resumed checkpoint continues on the same curve)."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = min((step - warmup) / max(steps - warmup, 1), 1.0)
+    return lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def save_samples(lab: str, images: torch.Tensor, quality=None, folder="samples", **extra) -> Path:
+    r"""``torch.save`` ``{"images": (N, 1, 28, 28) floats in [0, 1], **asdict(quality), **extra}`` to
+    ``<folder>/<lab>.pt`` and return the path. ``quality`` is a :class:`dgm.metrics.SampleQuality` (or a dict,
+    or None in fast mode), stored as plain floats/ints. Written here because ``dgm.metrics`` has no
+    ``save_samples`` yet."""
+    x = images.detach().float().cpu()
+    if x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28) or not bool(torch.isfinite(x).all()) \
+            or x.min() < 0 or x.max() > 1:
+        raise ValueError(f"images must be (N, 1, 28, 28) floats in [0, 1], got {tuple(x.shape)}")
+    out = {"images": x}
+    if quality is not None:
+        q = dataclasses.asdict(quality) if dataclasses.is_dataclass(quality) else dict(quality)
+        out.update({k: (int(v) if isinstance(v, (int, bool)) else float(v)) for k, v in q.items()})
+    out.update({k: (v.detach().cpu() if isinstance(v, torch.Tensor) else v) for k, v in extra.items()})
+    path = Path(folder) / f"{lab}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(out, path)
+    return path
