@@ -681,6 +681,7 @@ FORGE = {  # check, a passing answer, the evidence keys a pass depends on
     "vae": (C.check_vae_model, vae_with(), ("encode", "forward", "handed", "decoded", "probes", "n_calls",
                                             "eval_forward", "g_mu")),
     "step": (C.check_train_step, step_ok, ("after", "out", "calls", "n_calls")),
+    "active": (C.check_active_units, lambda mu, threshold=0.01: mu.var(dim=0) > threshold, ("out",)),
 }
 
 
@@ -789,6 +790,7 @@ def test_checks_are_fast_and_write_nothing_to_stderr(capsys):
     C.check_elbo_loss(elbo_ok)
     C.check_vae_model(vae_with())
     C.check_train_step(step_ok)
+    C.check_active_units(active_ok)
     elapsed = time.process_time() - t
     assert elapsed < 4.0, elapsed  # the visible cases, each well under a second of CPU
     assert capsys.readouterr().err == ""
@@ -803,3 +805,107 @@ def test_cells_cover_the_notebook_test_cells():
     graded = {c.metadata["nbgrader"]["grade_id"] for c in nb.cells if c.cell_type == "code"
               and c.metadata.get("nbgrader", {}).get("grade")}
     assert set(cells("02_vae")) == graded
+
+
+
+# ----------------------------------------------------------------------------- active units (new graded part)
+def active_ok(mu, threshold=0.01):
+    return mu.var(dim=0) > threshold
+
+
+ACTIVE_ALTERNATIVES = {
+    "biased variance": lambda mu, threshold=0.01: mu.var(dim=0, unbiased=False) > threshold,
+    "by hand": lambda mu, threshold=0.01: ((mu - mu.mean(0, keepdim=True)) ** 2).sum(0) / (len(mu) - 1) > threshold,
+    "covariance diagonal": lambda mu, threshold=0.01: torch.diag(torch.cov(mu.T).reshape(mu.shape[1], -1)) > threshold,
+    "numpy": lambda mu, threshold=0.01: __import__("numpy").var(mu.numpy(), axis=0) > threshold,
+    "float mask": lambda mu, threshold=0.01: (mu.var(0) > threshold).float(),
+    "correction 0": lambda mu, threshold=0.01: torch.var(mu, dim=0, correction=0).gt(threshold),
+}
+
+
+def test_active_units_solution_passes_and_reference_matches(capsys):
+    assert_passes(C.check_active_units, active_ok)
+    C.check_active_units(active_ok)
+    C.check_active_units(active_ok, hidden=True)
+    out, err = capsys.readouterr()
+    assert err == "" and out.count("\u2714") == 2
+    mu = torch.cat([torch.randn(64, 2), torch.full((64, 1), 1.5)], dim=1)  # two used dims, one constant
+    assert V.active_units(mu).tolist() == [True, True, False]
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVE_ALTERNATIVES))
+def test_active_units_alternatives_pass(name):
+    assert_passes(C.check_active_units, ACTIVE_ALTERNATIVES[name])
+
+
+ACTIVE_MISTAKES = {
+    "inverted": (lambda mu, t=0.01: mu.var(0) < t, "threshold-inverted", VISIBLE),
+    "std": (lambda mu, t=0.01: mu.std(0) > t, "std-not-variance", VISIBLE),
+    "mean": (lambda mu, t=0.01: mu.mean(0).abs() > t, "mean-not-spread", VISIBLE),
+    "mean square": (lambda mu, t=0.01: (mu ** 2).mean(0) > t, "mean-square-not-variance", VISIBLE),
+    "fixed threshold": (lambda mu, t=0.01: mu.var(0) > 0.01, "ignores-threshold", "hidden-1"),
+    "wrong axis": (lambda mu, t=0.01: mu.var(1) > t, "wrong-axis", VISIBLE),
+    "count": (lambda mu, t=0.01: int((mu.var(0) > t).sum()), "returns-count", VISIBLE),
+    "statistic only": (lambda mu, t=0.01: mu.var(0), "not-a-mask", VISIBLE),
+    "in place": (lambda mu, t=0.01: mu.sub_(mu.mean(0)).pow(2).mean(0) > t, "modifies-input", VISIBLE),
+    "ten times the threshold": (lambda mu, t=0.01: mu.var(0) > 10 * t, "wrong-mask", VISIBLE),
+    "reference": (V.active_units, "reference-call", VISIBLE),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ACTIVE_MISTAKES))
+def test_active_units_mistakes_are_named(case):
+    fn, mistake_id, which = ACTIVE_MISTAKES[case]
+    seeds = [public_seed(C.check_active_units.name, which)] if which == VISIBLE else HIDDEN_SEEDS
+    for seed in seeds:
+        assert_fails(C.check_active_units, fn, mistake_id, which, seed)
+
+
+# ----------------------------------------------------------------------------- binarized likelihood, saving
+def test_binarize_dynamic_and_fixed():
+    x = torch.full((2000, 1, 28, 28), 0.3)
+    b = V.binarize(x)
+    assert set(b.unique().tolist()) <= {0.0, 1.0} and b.shape == x.shape and b.dtype == x.dtype
+    assert abs(b.mean().item() - 0.3) < 0.01
+    assert not torch.equal(b, V.binarize(x))  # dynamic: a fresh draw every call
+    assert torch.equal(V.binarize(x, seed=0), V.binarize(x, seed=0))  # fixed: the test set
+    assert V.bits_per_dim(784 * math.log(2)) == pytest.approx(1.0)
+
+
+def test_negative_elbo_samples_z_itself_and_bounds_the_likelihood():
+    class DecodesMuInEval(V.LabVAE):
+        def forward(self, x):
+            mu, logvar = self.encode(x)
+            z = mu if not self.training else self.reparameterize(mu, logvar)
+            return self.decode(z), mu, logvar
+
+    torch.manual_seed(0)
+    a = V.LabVAE(4).eval()
+    b = DecodesMuInEval(4).eval()
+    b.load_state_dict(a.state_dict())
+    x = V.binarize(torch.rand(32, 1, 28, 28), seed=1)
+    torch.manual_seed(3)
+    na = V.negative_elbo(a, x, samples=2)
+    torch.manual_seed(3)
+    assert V.negative_elbo(b, x, samples=2) == pytest.approx(na)  # z ~ q is drawn by negative_elbo, not forward
+    assert na > 0
+
+
+def test_lab_vae_is_a_correct_notebook_answer():
+    assert_passes(C.check_vae_model, lambda k, reparameterize=V.reparameterize: V.LabVAE(k, reparameterize))
+
+
+def test_save_samples_writes_the_record(tmp_path):
+    from dgm.metrics import SampleQuality
+
+    q = SampleQuality(confident=0.8, n_classes=10, class_entropy=0.97, fid=1.5, n=100)
+    path = V.save_samples("02_vae", torch.rand(100, 1, 28, 28), folder=tmp_path, quality=q,
+                          nelbo_test=torch.tensor(101.5), bits_per_dim_test=0.19)
+    assert path == tmp_path / "samples" / "02_vae.pt"
+    rec = torch.load(path, weights_only=False)
+    assert rec["images"].shape == (100, 1, 28, 28) and 0 <= rec["images"].min() <= rec["images"].max() <= 1
+    assert rec["nelbo_test"] == 101.5 and isinstance(rec["nelbo_test"], float)
+    assert rec["confident"] == 0.8 and rec["n_classes"] == 10 and rec["fid"] == 1.5
+    assert V.save_samples("02_vae", torch.rand(100, 1, 28, 28), folder=tmp_path, nelbo_test=99.0) == path
+    with pytest.raises(ValueError):
+        V.save_samples("02_vae", torch.rand(100, 784), folder=tmp_path)

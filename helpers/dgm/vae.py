@@ -12,7 +12,9 @@ over the batch).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -20,8 +22,13 @@ from torch import nn
 
 __all__ = [
     "VAEConfig", "VAE", "reparameterize", "kl_divergence", "elbo_loss", "vae_loss", "train_step",
-    "interpolate_latent", "perturbation_grid", "kl_per_dim", "negative_elbo",
+    "interpolate_latent", "perturbation_grid", "kl_per_dim", "negative_elbo", "active_units", "binarize",
+    "bits_per_dim", "LabVAE", "LAB_RECIPE", "save_samples",
 ]
+
+#: The lab's training recipe (measured against the pytorch/examples VAE in bench/bench_vae.py): Adam, the
+#: learning rate decaying linearly from ``lr`` to ``lr · final_lr``, on dynamically binarized digits.
+LAB_RECIPE = {"hidden": (512,), "latent_dim": 16, "lr": 2e-3, "final_lr": 0.05, "batch_size": 128, "steps": 3000}
 
 
 @dataclass
@@ -77,7 +84,8 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 def elbo_loss(x_logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
               beta: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    r"""Negative (β-)ELBO with a Bernoulli decoder, in nats per image.
+    r"""Negative (β-)ELBO with a Bernoulli decoder, in nats per image (a true −log-likelihood bound when x is
+    binary, e.g. :func:`binarize`; on grey x the BCE is no log-likelihood).
 
         loss = 1/B Σ_b [ −log p_θ(x_b|z_b) + β · KL(q_φ(z|x_b) ‖ p(z)) ]
         −log p_θ(x|z) = Σ_pixels BCE(sigmoid(x_logits), x)     (summed over the pixels)
@@ -248,24 +256,110 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tens
 
 @torch.no_grad()
 def kl_per_dim(model: VAE, x: torch.Tensor) -> torch.Tensor:
-    r"""Average KL of each latent dimension over the batch: ``(k,)``. Dims with KL ≈ 0 are unused
-    ("posterior collapse"); the large ones carry the information about x."""
+    r"""Average KL of each latent dimension over the batch: ``(k,)``. A dimension with KL ≈ 0 is an *inactive
+    unit* (its q(z_j|x) sits on the prior for every x; see :func:`active_units`); the large ones carry the
+    information about x. ("Posterior collapse" is the whole posterior matching the prior, all dims inactive.)"""
     mu, logvar = model.encode(x)
     return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).mean(dim=0)  # (k,)
 
 
 @torch.no_grad()
 def negative_elbo(model: nn.Module, x: torch.Tensor, samples: int = 1, batch_size: int = 512) -> float:
-    """Held-out −ELBO in nats per image (β = 1), averaged over ``samples`` draws of ε per image.
+    r"""Held-out −ELBO in nats per image (β = 1), averaged over ``samples`` draws of ε per image.
 
-    ``model(x)`` must return ``(x_logits, mu, logvar)``, as :class:`VAE` does.
+    With a model that has ``encode`` and ``decode``, z = μ + σ ⊙ ε is drawn here (so a ``forward`` that decodes μ
+    in eval mode does not shrink the estimate); otherwise ``model(x)`` must return ``(x_logits, mu, logvar)``.
+    For BINARY ``x`` (see :func:`binarize`) this is a true bound: −ELBO ≥ −log p_θ(x). For grey x the BCE is
+    not a log-likelihood (it cannot fall below the pixels' own entropy) and the number is no bound.
     """
     total, n = 0.0, 0
     for i in range(0, x.shape[0], batch_size):
         xb = x[i:i + batch_size]
         for _ in range(samples):
-            x_logits, mu, logvar = model(xb)
+            if hasattr(model, "encode") and hasattr(model, "decode"):
+                mu, logvar = model.encode(xb)
+                x_logits = model.decode(reparameterize(mu, logvar))
+            else:
+                x_logits, mu, logvar = model(xb)
             loss, _, _ = elbo_loss(x_logits.reshape(xb.shape), xb, mu, logvar, 1.0)
             total += loss.item() * xb.shape[0] / samples
         n += xb.shape[0]
     return total / n
+
+
+@torch.no_grad()
+def active_units(mu: torch.Tensor, threshold: float = 0.01) -> torch.Tensor:
+    r"""Which latent dimensions are *active* (Burda et al., 2016): the encoder's mean moves with the input.
+
+        A_j = Var_x( E_q[z_j | x] ) = Var over the batch of μ_j(x)   (unbiased, N − 1),   active ⇔ A_j > threshold
+
+    ``mu`` (N, k) holds μ(x) of N ≥ 2 images; returns a bool tensor (k,). An inactive dimension ignores x
+    (its q(z_j|x) sits on the prior for every x): it costs no KL and carries no information.
+    """
+    if not isinstance(mu, torch.Tensor) or mu.dim() != 2 or mu.shape[0] < 2:
+        raise ValueError(f"mu must be a (N, k) tensor with N >= 2, got {getattr(mu, 'shape', type(mu).__name__)}")
+    return mu.var(dim=0) > threshold  # (k,)
+
+
+def binarize(x: torch.Tensor, seed: int | None = None) -> torch.Tensor:
+    r"""x_i ~ Bernoulli(pixel_i): grey digits in [0, 1] → 0/1 digits of the same shape and dtype.
+
+    Without ``seed`` a fresh draw (dynamic binarization: call it on every training batch); with ``seed`` one
+    fixed draw (the test set, so that every model is scored on the same binary images).
+    """
+    g = torch.Generator(device=x.device).manual_seed(seed) if seed is not None else None
+    return torch.bernoulli(x.clamp(0, 1), generator=g)
+
+
+def bits_per_dim(nats_per_image: float, dims: int = 784) -> float:
+    r"""nats per image → bits per dimension: nats / (D · ln 2), D = 784 pixels."""
+    return nats_per_image / (dims * math.log(2))
+
+
+class LabVAE(nn.Module):
+    """The notebook's MLP VAE (the solution of lab 2): 784 → hidden… → (μ, log σ²) of size k; k → …hidden → 784."""
+
+    def __init__(self, latent_dim: int, reparameterize=reparameterize, hidden=(512,)):
+        super().__init__()
+        self.latent_dim, self.reparameterize = latent_dim, reparameterize
+        widths = [784, *hidden]
+        enc = [nn.Flatten()]
+        for a, b in zip(widths[:-1], widths[1:]):
+            enc += [nn.Linear(a, b), nn.ReLU()]
+        self.body = nn.Sequential(*enc)  # (B, hidden[-1])
+        self.mu_head, self.logvar_head = nn.Linear(widths[-1], latent_dim), nn.Linear(widths[-1], latent_dim)
+        widths = [latent_dim, *reversed(hidden)]
+        dec = []
+        for a, b in zip(widths[:-1], widths[1:]):
+            dec += [nn.Linear(a, b), nn.ReLU()]
+        self.decoder = nn.Sequential(*dec, nn.Linear(widths[-1], 784))  # logits
+
+    def encode(self, x):
+        h = self.body(x)  # (B, 128)
+        return self.mu_head(h), self.logvar_head(h)
+
+    def decode(self, z):
+        return self.decoder(z).view(-1, 1, 28, 28)  # logits
+
+    def forward(self, x):
+        mu, logvar = self.encode(x)
+        return self.decode(self.reparameterize(mu, logvar)), mu, logvar
+
+
+def save_samples(lab: str, images: torch.Tensor, folder=".", quality=None, **extra) -> Path:
+    r"""``torch.save`` ``{"images": (N, 1, 28, 28) floats in [0, 1], **asdict(quality), **extra}`` to
+    ``<folder>/samples/<lab>.pt`` and return the path (written here because ``dgm.metrics`` has no
+    ``save_samples`` yet). ``quality`` is a :class:`dgm.metrics.SampleQuality` or None (fast mode)."""
+    import dataclasses
+
+    images = images.detach().float().cpu().clamp(0, 1)
+    if images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28):
+        raise ValueError(f"images must have shape (N, 1, 28, 28), got {tuple(images.shape)}")
+    record = {"images": images}
+    if quality is not None:
+        record.update({k: (float(v) if isinstance(v, float) else v) for k, v in dataclasses.asdict(quality).items()})
+    record.update({k: (v.item() if isinstance(v, torch.Tensor) and v.numel() == 1 else v) for k, v in extra.items()})
+    path = Path(folder) / "samples" / f"{lab}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(record, path)
+    return path

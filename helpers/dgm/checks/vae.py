@@ -6,6 +6,7 @@ r"""Checks for lab 2 (variational autoencoder).
     checks.check_elbo_loss(elbo_loss)        # elbo_loss(..., kl_fn=kl_divergence): graded with the reference KL
     checks.check_vae_model(VAE)              # VAE(k, reparameterize=...): graded with the reference sampler
     checks.check_train_step(train_step)      # train_step(..., loss_fn=elbo_loss): graded with the reference loss
+    checks.check_active_units(active_units)  # active_units(mu, threshold) -> bool mask (k,)
 
 Each check is a :class:`~dgm.checks._check.Check`: ``run`` collects evidence in the student's kernel,
 ``judge`` decides from it. Deterministic parts use a fixed ε; the random part of ``reparameterize``
@@ -22,19 +23,21 @@ import torch
 from .. import vae as _ref
 from ._check import VISIBLE, Check
 from ._core import Mistake, close, compare, fixed_normal, fixed_uniform, run_student
+from ._vae_active import check_active_units
 from ._vae_elbo import ElboLoss, TrainStep
 from ._vae_fixtures import _dtype, _gaussian, _kl_mistakes, _kl_terms, _pick, _plain, _tensor
 from ._vae_model import VaeModel
 
 __all__ = ["check_reparameterize", "check_kl_divergence", "check_elbo_loss", "check_vae_model", "check_train_step",
-           "CELLS"]
+           "check_active_units", "CELLS"]
 
 _FORBID_REPARAM = (_ref.reparameterize,)
 _FORBID_KL = (_ref.kl_divergence, _ref.kl_per_dim, _ref.elbo_loss)
 
 _NO_GRAD = ("no gradient reaches μ and log σ²: z must be computed as μ + σ ⊙ ε with ordinary tensor "
-            "operations (no .detach(), torch.no_grad(), .item(), torch.normal(...) or Normal(...).sample(), "
-            "which all cut the graph — that is the whole point of the reparameterization trick).")
+            "operations (no .detach(), torch.no_grad(), .item() or Normal(...).sample(), which cut the graph, and "
+            "no torch.normal(mu, sigma), whose gradient PyTorch defines as zero; Normal(...).rsample() is fine — "
+            "that is the whole point of the reparameterization trick).")
 _N = 8000  # samples for the statistics of ε
 
 
@@ -237,4 +240,5 @@ CELLS = {
     "test_kl_divergence": (check_kl_divergence,),
     "test_elbo_loss": (check_elbo_loss,),
     "test_train_step": (check_train_step,),
+    "test_active_units": (check_active_units,),
 }
