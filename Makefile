@@ -60,7 +60,7 @@ test: venv
 	DGM_FAST=1 $(PY) -m pytest -n $(WORKERS) --dist loadfile --ignore=tests/browser tests
 
 test-browser: venv-browser
-	DGM_FAST=1 $(PY) -m pytest -p no:xdist -p no:cacheprovider tests/browser
+	DGM_FAST=1 DGM_BROWSER_TESTS=1 $(PY) -m pytest -p no:xdist -p no:cacheprovider -v tests/browser
 
 release: venv
 	$(PY) tools/release.py

@@ -1,4 +1,4 @@
-r"""Interactive ipywidgets (8.x) for the labs; they work in JupyterLab and Colab.
+r"""Interactive ipywidgets (7.7+ and 8.x: what Colab ships works) for the labs; they work in JupyterLab and Colab.
 
 Every widget shows images through :func:`image_widget`, a plain ``ipywidgets.Image`` holding a
 PNG, so it renders without a matplotlib round-trip (fast enough for live sliders) and can be

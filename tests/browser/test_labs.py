@@ -1,0 +1,47 @@
+"""Each lab's solution in a real JupyterLab + Chromium: Run All, no errors, widgets that react, tqdm as a widget."""
+import time
+
+import pytest
+
+from .harness import ROOT
+
+LABS = sorted(p.name for p in (ROOT / "solutions").iterdir() if (p / f"{p.name}.ipynb").exists())
+
+
+def test_student_server_hides_nbgrader(lab, student_server):
+    lab.goto("/lab")
+    lab.wait(lambda: "File" in lab.menus(), 120, what="the menu bar")
+    assert "Nbgrader" not in lab.menus() and "Grader" not in " ".join(lab.menus())
+    assert student_server.get("/formgrader") == 404 and student_server.get("/assignments") == 404
+    lab.screenshot("student-server")
+
+
+def _changes(lab, output, action, handle, what):
+    before = lab.widget_images(output)
+    action(handle)
+    lab.wait(lambda: lab.widget_images(output) != before, 30, what=f"the image to change after {what}")
+
+
+@pytest.mark.parametrize("name", LABS)
+def test_lab_runs_and_its_widgets_react(lab, name):
+    t0 = time.time()
+    lab.open(f"{name}/{name}.ipynb")
+    lab.run_all()
+    lab.wait_idle(timeout=900)
+    ran = time.time() - t0
+    lab.screenshot(f"{name}-run-all")
+    errors = lab.errors()
+    assert not errors, f"{name}: error output after Run All:\n" + "\n---\n".join(errors)
+    assert lab.unexecuted() == 0, f"{name}: Run All stopped early"
+    source = (ROOT / "solutions" / name / f"{name}.ipynb").read_text()
+    if "dgm.train.fit" in source or "fit(" in source:
+        assert lab.progress_widgets() > 0, f"{name}: tqdm did not render as a widget"
+    moved = 0
+    for i, output in enumerate(lab.widget_outputs()):
+        for j, handle in enumerate(lab.sliders(output)):
+            _changes(lab, output, lab.drag, handle, f"dragging slider {j} of widget {i}")
+            _changes(lab, output, lab.keyboard, handle, f"arrow keys on slider {j} of widget {i}")
+            moved += 1
+        lab.screenshot(f"{name}-widget-{i}")
+    print(f"{name}: Run All {ran:.0f}s, {moved} sliders moved by drag and keyboard")
+    lab.close_all()
