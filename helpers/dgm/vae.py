@@ -28,7 +28,7 @@ __all__ = [
 
 #: The lab's training recipe (measured against the pytorch/examples VAE in bench/bench_vae.py): Adam, the
 #: learning rate decaying linearly from ``lr`` to ``lr · final_lr``, on dynamically binarized digits.
-LAB_RECIPE = {"hidden": (512,), "latent_dim": 16, "lr": 2e-3, "final_lr": 0.05, "batch_size": 128, "steps": 3000}
+LAB_RECIPE = {"hidden": (512,), "latent_dim": 20, "lr": 2e-3, "final_lr": 0.02, "batch_size": 128, "steps": 3000}
 
 
 @dataclass
