@@ -37,9 +37,11 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=500, help="samples rated per sampler")
     ap.add_argument("--png", default="/tmp/ddpm_samples.png")
     ap.add_argument("--full-chain", action="store_true", help="also rate Algorithm 2 with all T steps (slow)")
+    ap.add_argument("--save-model", metavar="PT", help="also torch.save the EMA model's state_dict there")
     ap.add_argument("--quick", action="store_true", help="rate only the EMA and raw models' clipped strided samples")
     cfg = vars(ap.parse_args())
     n, png, full_chain, quick = cfg.pop("n"), cfg.pop("png"), cfg.pop("full_chain"), cfg.pop("quick")
+    save_model = cfg.pop("save_model")
     torch.set_num_threads(1)
     x, _ = dgm.data.load("mnist5k", "train")
     x0 = 2 * x - 1
@@ -75,6 +77,8 @@ def main() -> None:
     print(f"load {load:.1f}; calibration {cal:.0f} → {cal2:.0f} steps/s; training {sec:.0f} s "
           f"({cfg['steps'] / sec:.2f} steps/s; ≈ {sec * (cal + cal2) / 2 / 120:.0f} s at calibration 120); "
           f"final loss {sum(hist['loss'][-100:]) / len(hist['loss'][-100:]):.4f}", flush=True)
+    if save_model:
+        torch.save(ema.model.state_dict(), save_model)
     k = cfg["sample_steps"]
     runs = {f"EMA, DDPM {k} strided, x̂0 clipped": (ema.model, {"steps": k, "clip_x0": True}),
             f"raw, DDPM {k} strided, x̂0 clipped": (model, {"steps": k, "clip_x0": True}),
