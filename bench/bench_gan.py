@@ -6,16 +6,20 @@ mode coverage under both generator losses.
   tenth of a fair share of high-quality samples (within 3σ of a centre), out of 8.
 * saturation: D gets a head start (it is trained alone against a frozen G), then the norm of
   ∇_{θ_G} J_G is measured for both losses — the minimax gradient collapses with D(G(z)) → 0.
-* images: the small DCGAN on 28×28 digits for the lab's fast budget (wall time, final losses).
+* images: the DCGAN recipe of the lab (dgm.gan.DCGANConfig, EMA of G's weights) on mnist5k for
+  ``--image-steps`` rounds: CPU time, a calibration figure (steps/s of a fixed tiny MLP, measured right
+  before and after, as bench_quality does), the sample metrics of dgm.metrics for the last iterate and for
+  the EMA, and a 10×10 sample grid saved as a PNG (``--png``) to look at.
 
-    python bench/bench_gan.py            # about a minute on a laptop CPU
-    python bench/bench_gan.py --seeds 3 --image-steps 200
+    python bench/bench_gan.py            # the fast budgets: about a minute on a laptop CPU
+    python bench/bench_gan.py --seeds 1 --image-steps 3000 --png /tmp/gan_samples.png   # the lab's full budget
 
 This is a script, not a test.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -23,6 +27,25 @@ import torch
 
 import dgm
 from dgm import gan as Gm
+
+
+def calibration(seconds: float = 2.0) -> float:
+    """Training steps of a fixed tiny MLP (784-256-784, batch 128, Adam, 1 thread) per CPU second of this
+    process: the yardstick the lab's measured CPU times are quoted with (bench_quality's figure is per wall
+    second, which a loaded machine divides by its load)."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 784))
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    x = torch.rand(128, 784)
+    n, start = 0, time.process_time()
+    while (elapsed := time.process_time() - start) < seconds:
+        opt.zero_grad()
+        F.mse_loss(model(x), x).backward()
+        opt.step()
+        n += 1
+    return n / elapsed
 
 
 def ring(kind: str, seeds: int, steps: int):
@@ -58,21 +81,39 @@ def saturation(seed: int = 0, head_start: int = 300):
     return out
 
 
-def images(steps: int, seed: int = 0):
+def images(steps: int, seed: int = 0, png: str | None = None):
+    """The lab's DCGAN recipe on mnist5k: (CPU seconds, history, {name: SampleQuality} or {})."""
+    import dgm.data
+    import dgm.metrics as M
+    import dgm.train
+
     cfg = Gm.DCGANConfig()
-    x, _ = dgm.data.load("digits")
+    x, _ = dgm.data.load("mnist5k", "train")
     torch.manual_seed(seed)
     G, D, opt_g, opt_d = Gm.make_image_game(cfg, device="cpu")
+    ema = Gm.EMA(G, cfg.ema_decay)
 
     def step_fn(xb, step):
         z = Gm.sample_noise(len(xb), cfg.z_dim, device=xb.device)
         loss_d, loss_g = Gm.train_step(G, D, opt_g, opt_d, xb, z, kind=cfg.kind)
+        ema.update(G, step)
         return {"loss_d": loss_d, "loss_g": loss_g}
 
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     hist = dgm.train.fit({"G": G, "D": D}, x, step_fn=step_fn, optimizer={"G": opt_g, "D": opt_d}, steps=steps,
                          batch_size=cfg.batch_size, device="cpu", progress=False, seed=seed)
-    return time.perf_counter() - t0, hist
+    cpu = time.process_time() - t0
+    if steps < 500:  # too short to be worth scoring (and the classifier may need training first)
+        return cpu, hist, {}
+    z = torch.randn(1000, cfg.z_dim, generator=torch.Generator().manual_seed(1))
+    G.eval()
+    with torch.no_grad():
+        last, avg = G(z), ema.model(z)
+    if png:
+        from torchvision.utils import save_image
+        save_image(avg[:100], png, nrow=10)
+    return cpu, hist, {"last iterate": M.sample_quality(last, dataset="mnist5k"),
+                       "EMA": M.sample_quality(avg, dataset="mnist5k")}
 
 
 def main() -> None:
@@ -80,8 +121,12 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--ring-steps", type=int, default=Gm.RING_FAST_STEPS)
     ap.add_argument("--image-steps", type=int, default=Gm.IMAGE_FAST_STEPS)
+    ap.add_argument("--png", default=None, help="save a 10×10 grid of EMA samples here")
     args = ap.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu")
+    torch.set_num_threads(1)
+    cal = calibration()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu | load {os.getloadavg()[0]:.1f} | "
+          f"calibration (tiny MLP 784-256-784, batch 128): {cal:.0f} steps per CPU second")
     batch = Gm.GANConfig().batch_size
     print(f"\n2-D game on the ring: {args.ring_steps} steps, batch {batch}, seeds 0..{args.seeds - 1}")
     for kind in Gm.KINDS:
@@ -96,10 +141,15 @@ def main() -> None:
     print(f"\nsaturation after a 300-step head start for D: mean D(G(z)) = {sat['D(G(z))']:.2e}; "
           f"‖∇θ_G J_G‖ non-saturating {sat['nonsaturating']:.2e} vs minimax {sat['minimax']:.2e} "
           f"(ratio {sat['nonsaturating'] / max(sat['minimax'], 1e-30):.0f}×)")
-    wall, hist = images(args.image_steps)
-    print(f"\nDCGAN on 28×28 digits: {args.image_steps} steps, batch {Gm.DCGANConfig().batch_size}: "
-          f"wall {wall:.2f} s ({1000 * wall / max(args.image_steps, 1):.0f} ms/step); "
+    cal_img = calibration()
+    cpu, hist, quality = images(args.image_steps, png=args.png)
+    cal_end = calibration()
+    print(f"\nDCGAN recipe on mnist5k ({Gm.DCGANConfig()}): {args.image_steps} steps: CPU {cpu:.1f} s "
+          f"({1000 * cpu / max(args.image_steps, 1):.0f} ms/step); calibration before/after {cal_img:.0f}/{cal_end:.0f} "
+          f"steps per CPU s, so CPU s × calibration = {cpu * (cal_img + cal_end) / 2:.0f} tiny-MLP steps; "
           f"final loss_d {hist['loss_d'][-1]:.3f}, loss_g {hist['loss_g'][-1]:.3f}")
+    for name, q in quality.items():
+        print(f"  {name:12s} {q}")
 
 
 if __name__ == "__main__":

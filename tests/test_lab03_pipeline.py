@@ -31,7 +31,7 @@ def generator_loss(fake_logits, kind="nonsaturating"):
 
 globals().update(Pipeline(
     lab="03_gan",
-    tests=("test_generator_loss", "test_sample_noise", "test_discriminator_loss", "test_train_step"),
+    tests=("test_generator_loss", "test_sample_noise", "test_discriminator_loss", "test_train_step", "test_count_modes"),
     mistakes={"discriminator_loss": SWAPPED_LABELS, "train_step": NO_DETACH},
     named={"test_discriminator_loss": "labels are swapped", "test_train_step": "missing detach"},
     reference=("generator_loss", REFERENCE_LOSS, "test_generator_loss"),

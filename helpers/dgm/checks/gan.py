@@ -1,10 +1,12 @@
-r"""Checks for lab 3 (GANs): noise, the discriminator loss, both generator losses, the training step.
+r"""Checks for lab 3 (GANs): noise, the discriminator loss, both generator losses, the training step, mode
+coverage.
 
     from dgm.checks import gan as checks
     checks.check_sample_noise(sample_noise)
     checks.check_discriminator_loss(discriminator_loss)
     checks.check_generator_loss(generator_loss)
     checks.check_train_step(train_step)
+    checks.check_count_modes(count_modes)
 
 Each check is a :class:`~dgm.checks._check.Check`: ``run`` (the student's kernel) returns raw
 evidence, ``judge`` (the grader) decides from it. :class:`SampleNoise` sends the raw draws of the
@@ -19,10 +21,12 @@ from .. import gan as ref
 from ._check import VISIBLE, Check
 from ._core import Mistake, close, fmt, run_student
 from ._gan_losses import DiscriminatorLoss, GeneratorLoss, check_discriminator_loss, check_generator_loss
+from ._gan_modes import CountModes, check_count_modes
 from ._gan_step import TrainStep, check_train_step
 
 __all__ = ["check_sample_noise", "check_discriminator_loss", "check_generator_loss", "check_train_step",
-           "SampleNoise", "DiscriminatorLoss", "GeneratorLoss", "TrainStep", "CELLS"]
+           "check_count_modes", "SampleNoise", "DiscriminatorLoss", "GeneratorLoss", "TrainStep", "CountModes",
+           "CELLS"]
 
 _CAP = 2**20  # elements of one tensor sent as evidence (the wire allows 4M; the draws need 32k)
 
@@ -141,4 +145,5 @@ CELLS = {
     "test_discriminator_loss": (check_discriminator_loss,),
     "test_generator_loss": (check_generator_loss,),
     "test_train_step": (check_train_step,),
+    "test_count_modes": (check_count_modes,),
 }
