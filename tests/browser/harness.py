@@ -66,6 +66,9 @@ class JupyterServer:
         settings = self.scratch / "settings" / "@jupyterlab" / "notebook-extension"
         settings.mkdir(parents=True)
         (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+        news = self.scratch / "settings" / "@jupyterlab" / "apputils-extension"
+        news.mkdir(parents=True)  # no "get notified about Jupyter news?" toast over the screenshots
+        (news / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
         self.env.update(JUPYTERLAB_SETTINGS_DIR=str(self.scratch / "settings"),
                         JUPYTERLAB_WORKSPACES_DIR=str(self.scratch / "workspaces"))
         if student:
@@ -188,18 +191,32 @@ class Lab:
         return [m.text.strip() for m in self.css(".lm-MenuBar-item")]
 
     # ------------------------------------------------------------ running
+    def panel(self):
+        """The visible notebook panel (other open notebooks stay in the DOM, hidden)."""
+        panels = self.css(".jp-NotebookPanel:not(.lm-mod-hidden)")
+        return panels[0] if panels else None
+
+    def _prompts(self) -> list[str]:
+        """The input prompts of the visible notebook's code cells that hold code."""
+        out = []
+        for cell in self.css(".jp-Cell.jp-CodeCell", self.panel()):
+            if self.css(".jp-InputArea-editor", cell)[0].text.strip():
+                out.append(self.css(".jp-InputPrompt", cell)[0].text.strip())
+        return out
+
     def kernel_status(self) -> str | None:
-        ind = self.css(".jp-Notebook-ExecutionIndicator")
+        ind = self.css(".jp-Notebook-ExecutionIndicator", self.panel())
         return ind[0].get_attribute("data-status") if ind else None
 
     def run_all(self) -> None:
         self.menu("Run", "runmenu:run-all")
 
     def wait_idle(self, timeout: float = 900, settle: float = 3) -> None:
-        """Until no cell is queued or running and the kernel is idle (``settle`` seconds in a row)."""
+        """Until every code cell ran (or one failed) and the kernel is idle (``settle`` seconds in a row)."""
         def idle():
-            prompts = [p.text for p in self.css(".jp-Cell.jp-CodeCell .jp-InputPrompt")]
-            return self.kernel_status() == "idle" and not any("*" in p for p in prompts)
+            prompts = self._prompts()
+            done = self.kernel_status() == "idle" and not any("*" in p for p in prompts)
+            return done and (not any(p.strip() in ("[ ]:", "") for p in prompts) or self.errors())
         calm = None
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -214,11 +231,12 @@ class Lab:
 
     def errors(self) -> list[str]:
         """Texts of error outputs (tracebacks) in the open notebook."""
-        return [e.text[-1500:] for e in self.css('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]')]
+        return [e.text[-1500:] for e in
+                self.css('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]', self.panel())]
 
     def unexecuted(self) -> int:
         """Code cells without an execution count (a Run All that stopped)."""
-        return sum(1 for p in self.css(".jp-Cell.jp-CodeCell .jp-InputPrompt") if p.text.strip() in ("[ ]:", ""))
+        return sum(1 for p in self._prompts() if p in ("[ ]:", ""))
 
     def save(self) -> None:
         self.menu("File", "docmanager:save")
@@ -237,7 +255,7 @@ class Lab:
 
     def widget_outputs(self):
         """Outputs that hold at least one slider (a widget with a control to move)."""
-        return [o for o in self.css(".jp-OutputArea-output") if self.css(".widget-slider", o)]
+        return [o for o in self.css(".jp-OutputArea-output", self.panel()) if self.css(".widget-slider", o)]
 
     def sliders(self, root=None):
         return self.css(".widget-slider .noUi-handle, .widget-slider .slider-container .ui-slider-handle", root)
@@ -257,18 +275,31 @@ class Lab:
         if abs(handle.location["x"] - before) < 2:  # already at the right end: go left
             ActionChains(self.d).click_and_hold(handle).move_by_offset(-dx, 0).release().perform()
 
-    def keyboard(self, handle, presses: int = 3) -> None:
-        """Move a slider with the arrow keys (focus on its handle)."""
+    def keyboard(self, handle, keys=("ARROW_RIGHT",) * 3) -> None:
+        """Move a slider from the keyboard (focus on its handle): arrows, PAGE_UP/DOWN, HOME/END."""
         from selenium.webdriver.common.keys import Keys
 
         self._scroll(handle)
         handle.click()
-        for key in [Keys.ARROW_RIGHT] * presses:
-            handle.send_keys(key)
+        for key in keys:
+            handle.send_keys(getattr(Keys, key))
             time.sleep(0.1)
-        if presses and not self.d.execute_script("return document.activeElement === arguments[0]", handle):
+        if not self.d.execute_script("return document.activeElement === arguments[0]", handle):
             raise AssertionError("the slider handle did not take keyboard focus")
 
     def progress_widgets(self) -> int:
-        """tqdm bars rendered as ipywidgets (not as text)."""
+        """tqdm bars rendered as ipywidgets (not as text) on the page now."""
         return len(self.css(".widget-hprogress, .jupyter-widgets.widget-hprogress"))
+
+    def watch_progress(self) -> None:
+        """Remember any tqdm widget bar that appears from now on (dgm.train's bars close when done: leave=False)."""
+        self.d.execute_script("""
+            window.__dgmProgress = 0;
+            new MutationObserver(() => {
+              const n = document.querySelectorAll('.widget-hprogress').length;
+              if (n > window.__dgmProgress) window.__dgmProgress = n;
+            }).observe(document.body, {childList: true, subtree: true});""")
+
+    def saw_progress(self) -> int:
+        """The most tqdm widget bars seen at once since :meth:`watch_progress`."""
+        return int(self.d.execute_script("return window.__dgmProgress || 0") or 0)
