@@ -1,6 +1,7 @@
-"""The instructor's server (make formgrader): nbgrader's formgrader lists the labs and a graded submission."""
+"""The instructor's server (make formgrader): nbgrader's formgrader lists the labs and an autograded submission."""
 import sys
 
+import pytest
 
 from .harness import ROOT, JupyterServer, Lab
 
@@ -10,18 +11,36 @@ import nbgrader_utils as nu  # noqa: E402
 LAB = "01_autoencoder"  # one autograded submission is enough to see the whole path
 
 
-def test_formgrader_lists_labs_and_the_autograded_submission(driver, tmp_path):
-    course = nu.make_course(tmp_path, LAB)
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    """A scratch course with every lab generated and alice's submission of LAB."""
+    course = nu.make_course(tmp_path_factory.mktemp("formgrader"), *nu.Course.repo().labs())
     nu.submit(course, LAB, "alice", nu.source_notebook(LAB))  # the solution, with nbgrader's cell metadata
-    nu.nbgrader(course, "autograde", LAB, "--force", timeout=900)
+    return course
+
+
+@pytest.fixture(scope="module")
+def instructor(course):
     with JupyterServer(course, student=False, env={"DGM_FAST": "1"}, cwd=course) as server:
-        lab = Lab(driver, server)
-        lab.goto("/formgrader")
-        lab.wait(lambda: LAB in driver.page_source and lab.css("#main-table tr, table tr"), 120, what="the labs table")
-        lab.screenshot("formgrader-assignments")
-        lab.goto(f"/formgrader/gradebook/{LAB}/{LAB}")
-        lab.wait(lambda: "alice" in driver.page_source, 120, what="alice's autograded submission")
-        lab.screenshot("formgrader-submissions")
-        lab.goto("/lab")
-        lab.wait(lambda: "File" in lab.menus(), 120, what="the menu bar")
-        assert "Nbgrader" in lab.menus() or any("grader" in m.lower() for m in lab.menus()), lab.menus()
+        yield server
+
+
+def test_formgrader_lists_the_labs(driver, instructor):
+    lab = Lab(driver, instructor)
+    lab.goto("/lab")
+    lab.wait(lambda: "File" in lab.menus(), 120, what="the menu bar")
+    assert "Nbgrader" in lab.menus(), lab.menus()
+    lab.goto("/formgrader")
+    for name in nu.Course.repo().labs():
+        lab.wait(lambda: name in driver.page_source, 120, what=f"{name} in the formgrader's assignments")
+    lab.screenshot("formgrader-assignments")
+
+
+def test_formgrader_shows_the_autograded_submission(driver, instructor, course):
+    nu.nbgrader(course, "autograde", LAB, "--force", timeout=900)
+    lab = Lab(driver, instructor)
+    lab.goto(f"/formgrader/gradebook/{LAB}/{LAB}")
+    lab.wait(lambda: "alice" in driver.page_source, 120, what="alice's autograded submission")
+    lab.screenshot("formgrader-submissions")
+    lab.goto(f"/formgrader/manage_submissions/{LAB}")
+    lab.wait(lambda: "alice" in driver.page_source, 120, what="alice in the submissions of the lab")
