@@ -41,6 +41,7 @@ from nbgrader import utils
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Enum, Integer, Unicode
 
+from ..checks import evidence
 from .kernel import argv as kernel_argv
 
 PLAN_FILE = ".dgm_plan.json"
@@ -168,7 +169,7 @@ class GradingExecute(Execute):
 
             secret = Course(self._course_root()).secret(self._secret_path())
             st.plan = judge.make_plan(st.declared, secret, st.student, st.lab, judge.submission_sha256(nb))
-            from ..checks import evidence
+
 
             plan_path = self._scratch / PLAN_FILE
             evidence.write_plan(plan_path, st.plan)
