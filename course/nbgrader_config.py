@@ -13,11 +13,13 @@ Autograde button and `dgm-grade` grade identically (docs/grading.md):
 import os
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, GetGrades,
-                                    IgnorePattern, LimitOutput, SaveAutoGrades)
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, ClearOutput,
+                                    DeduplicateIds, GetGrades, IgnorePattern, LimitOutput, OverwriteKernelspec,
+                                    SaveAutoGrades)
 
 from dgm.grading.execute import GradingExecute, OutputCap, StderrNotFatal
 from dgm.grading.judge import GradingRecord, Judge, SanitizeOutputs
+from dgm.grading.restore import RestoreCells
 
 c = get_config()  # noqa: F821  (provided by nbgrader)
 
@@ -57,8 +59,11 @@ c.OutputCap.limit = 200_000               # characters one cell may print
 c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = r"\.py:\d+: \w*Warning:|(?:it/s|s/it)[\],]"
 
-# A deleted or edited test cell is restored from the gradebook; a missing one is added back.
-c.OverwriteCells.add_missing_cells = True
+# A deleted or edited test cell is restored from the gradebook; a missing one is added back, even when
+# its neighbours are gone too (RestoreCells: nbgrader's own repair fails the whole assignment then).
+c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, OverwriteKernelspec, RestoreCells,
+                                      CheckCellMetadata]
+c.RestoreCells.add_missing_cells = True
 
 # Feedback must not leak hidden tests (nbgrader keeps them in the autograded notebook);
 # limit runaway output (a 10 MB print).

@@ -140,7 +140,9 @@ def test_the_verdict_is_what_nbgrader_scored_and_the_feedback_shows(graded):
     assert "averages over every pixel" in html and "[mistake: " in html
     rows = {r["student_id"]: r for r in csv.DictReader(open(graded["batch"].exports / f"{LAB}_grades.csv"))}
     assert "mean-over-pixels" in rows["mistake"]["mistakes"]
-    assert rows["good"]["mistakes"] == "" and rows["good"]["integrity"]
+    # the later graded parts (anomaly score, threshold) were deleted with the experiments: put back, no evidence
+    assert not any(t in rows["good"]["mistakes"] for t in TESTS) and rows["good"]["integrity"]
+    assert "test_anomaly_score: missing-evidence" in rows["good"]["mistakes"]
 
 
 def test_forged_evidence_earns_nothing(graded):
@@ -156,8 +158,9 @@ def test_no_script_reaches_the_feedback(graded, path):
     # the student's source is shown escaped (&lt;script&gt;); no live tag may carry the payload
     assert not re.search(r"<script[^>]*>[^<]*xss", html), path
     assert not re.search(r"<img[^>]*onerror", html, re.I), path
-    nb = (course.autograded("xss", LAB) / f"{LAB}.ipynb").read_text()
-    assert "text/html" not in nb and "application/javascript" not in nb
+    nb = nbformat.read(course.autograded("xss", LAB) / f"{LAB}.ipynb", as_version=4)
+    kinds = {k for c in nb.cells if c.cell_type == "code" for o in c.outputs for k in o.get("data", {})}
+    assert not kinds & {"text/html", "application/javascript", "text/markdown"}, kinds
 
 
 def test_kernel_cannot_touch_the_course_or_leave_a_process(graded):

@@ -79,7 +79,8 @@ def test_nbgrader_config_ignores_warnings_and_progress_bars_but_not_other_stderr
 
     c = Config()
     exec((ROOT / "course" / "nbgrader_config.py").read_text(), {"get_config": lambda: c})
-    assert c.IgnorePattern.enabled and c.OverwriteCells.add_missing_cells and c.GradingExecute.timeout > 0
+    assert c.IgnorePattern.enabled and c.RestoreCells.add_missing_cells and c.GradingExecute.timeout > 0
+    assert any(p.__name__ == "RestoreCells" for p in c.Autograde.sanitize_preprocessors)
     pattern = re.compile(c.IgnorePattern.pattern)
     assert pattern.search("/home/s/lab.py:12: UserWarning: something\n  warnings.warn('something')\n")
     assert pattern.search(" 40%|####      | 10/25 [00:00<00:01, 12.42it/s, loss=22.63]")
