@@ -169,4 +169,5 @@ def test_too_deep_to_scan_is_flagged_not_fatal():
 
 def test_without_release_the_setup_cell_counts():
     r"""Without the release, the setup cell's pip fallback is the student's code too: pass release=."""
-    assert integrity.scan(RELEASE["01_autoencoder"]).summary() == "flagged: shell"
+    flagged = {f.cls for f in integrity.scan(RELEASE["01_autoencoder"]).flags}
+    assert "shell" in flagged and integrity.scan(RELEASE["01_autoencoder"], release=RELEASE["01_autoencoder"]).summary() == "ok"
