@@ -15,3 +15,11 @@ def data_root(tmp_path, monkeypatch):
     """A private dataset cache, so tests never touch ~/.cache/dgm."""
     monkeypatch.setenv("DGM_DATA", str(tmp_path / "data"))
     return tmp_path / "data"
+
+
+def pytest_report_header(config):
+    """Say up front whether grading kernels run sandboxed here (some tests skip or weaken without it)."""
+    from dgm.grading import sandbox
+
+    st = sandbox.status()
+    return f"dgm grading sandbox: {'available' if st.available else 'UNAVAILABLE'} ({st.reason})"

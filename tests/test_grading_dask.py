@@ -26,13 +26,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def busy(dask_worker):
-    return os.getpid(), len(getattr(dask_worker.state, "executing", ())) + len(
-        getattr(dask_worker.state, "long_running", ()))
-
-
 def test_killed_worker_loses_nothing(tmp_path):
     from distributed import Client
+
+    def busy(dask_worker):  # nested: cloudpickle ships it by value (the workers cannot import this module)
+        return os.getpid(), len(getattr(dask_worker.state, "executing", ())) + len(
+            getattr(dask_worker.state, "long_running", ()))
 
     course = make_course(tmp_path, LAB)
     write_subs(tmp_path / "subs", 3)

@@ -296,6 +296,9 @@ def test_command_shape(tmp_path):
     binds = {argv[i + 2] for i, a in enumerate(argv) if a in ("--bind", "--ro-bind")}
     assert str(REPO) not in binds and str(REPO / "course") not in binds and "/root" not in binds
     assert [argv[i + 1] for i, a in enumerate(argv) if a == "--bind"] == [str(tmp_path)]
+    # the private /tmp comes before every bind: a venv, a repo or a scratch folder under /tmp stays visible
+    first_bind = min(i for i, a in enumerate(argv) if a in ("--bind", "--ro-bind"))
+    assert argv.index("--tmpfs") < first_bind and argv[argv.index("--tmpfs") + 1] == "/tmp"
 
 
 @needs_bwrap

@@ -61,6 +61,8 @@ class Case:
     ``targets``: the test cells a tampering attacks; ``flag``: an integrity class the scan must report
     (None: no requirement; for correct/wrong answers the scan must say "ok" unless ``flag`` is given).
     ``xfail``: {test name: reason} — a real defect, marked ``xfail(strict=True)`` on that test only.
+    ``sandbox``: its ``lose`` holds only in the sandbox (it reads files a sandboxed kernel cannot see);
+    without one, only the grade rule (fails or is flagged) is checked.
     """
     name: str
     kind: str
@@ -73,6 +75,7 @@ class Case:
     targets: tuple = ()
     flag: str | None = None
     xfail: dict = field(default_factory=dict)
+    sandbox: bool = False
 
     def __post_init__(self):
         assert self.kind in KINDS, self.kind
@@ -133,9 +136,9 @@ class Graded:
     seconds: dict                    # path -> wall seconds
 
 
-def dgm_grade(course: Path, lab: str, src: Path) -> None:
+def dgm_grade(course: Path, lab: str, src: Path, *extra: str) -> None:
     cmd = [sys.executable, "-m", "dgm.grade", lab, str(src), "--course", str(course), "-j", "2",
-           "--cell-timeout", str(CELL_TIMEOUT), "--timeout", "600", "--memory", "3000", "-q"]
+           "--cell-timeout", str(CELL_TIMEOUT), "--timeout", "600", "--memory", "3000", "-q", *extra]
     proc = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
@@ -160,9 +163,9 @@ def grade(lab: str, cases: list[Case], tmp: Path) -> Graded:
     for case in cases:
         records[case.name] = read_record(graded_notebook(course, lab, case.name))
     runs, rows = [], []
-    for k in range(2):
+    for k in range(2):  # the second run regrades everything (--force): it must repeat the first
         t0 = time.perf_counter()
-        dgm_grade(course, lab, export)
+        dgm_grade(course, lab, export, *(["--force"] if k else []))
         seconds[f"dgm-grade {k + 1}"] = time.perf_counter() - t0
         runs.append(scores(course, lab))
         with open(course / "exports" / f"{lab}_grades.csv", newline="") as f:
@@ -252,14 +255,23 @@ def suite(lab: str) -> dict:
         assert len(cases) >= 15 and all(kinds.values()), kinds
         assert {c.cls for c in cases if c.cls} == set(CLASSES), set(CLASSES) - {c.cls for c in cases}
 
+    def needs_sandbox(case):
+        from dgm.grading import sandbox
+
+        st = sandbox.status()
+        if case.sandbox and not st.available:
+            pytest.skip(f"{case.name} loses its points only in the sandbox, unavailable here: {st.reason}")
+
     @pytest.mark.parametrize("case", params("scores"))
     def test_scores(graded, case):
         """WHICH parts lose points, on the plain `nbgrader autograde` path."""
+        needs_sandbox(case)
         assert got(graded.nbgrader, case.name, lab) == expected(graded, case), case.what
 
     @pytest.mark.parametrize("case", params("paths"))
     def test_paths_and_reruns_identical(graded, case):
         """nbgrader autograde == dgm-grade run 1 == dgm-grade run 2, cell by cell (and the CSV too)."""
+        needs_sandbox(case)
         a = got(graded.nbgrader, case.name, lab)
         b, c = (got(r, case.name, lab) for r in graded.dgm)
         assert a == b == c, (a, b, c)

@@ -271,11 +271,11 @@ def _disk(t: Target) -> list[Case]:
         Case("disk_source", "tamper", "reads the instructor's source notebook and execs its solution (else wrong)",
              cells={t.sol: steal + f"_stolen = _steal({source!r})\n" + t.define(
                  f"if _stolen is not None:\n    return _stolen({t.args})\n" + t.bad)},
-             lose=lose, cls="disk", targets=lose, flag="dynamic-code"),
+             lose=lose, cls="disk", targets=lose, flag="dynamic-code", sandbox=True),
         Case("disk_submissions", "tamper", "reads other students' submissions from disk and copies one (else wrong)",
              cells={t.sol: steal + f"_stolen = _steal({others!r})\n" + t.define(
                  f"if _stolen is not None:\n    return _stolen({t.args})\n" + t.bad)},
-             lose=lose, cls="disk", targets=lose, flag="dynamic-code"),
+             lose=lose, cls="disk", targets=lose, flag="dynamic-code", sandbox=True),
         # the package's own source is readable (the kernel imports it): a copy of the reference's code
         # is not the reference's code object, so the watcher cannot see it — the scan must
         Case("disk_package", "tamper", "reads the dgm reference module's file and execs it: a copy of the reference",

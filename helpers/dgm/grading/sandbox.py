@@ -166,7 +166,8 @@ def _bwrap_args(scratch: Path, python: str, env: Mapping[str, str] | None, data:
         raise SandboxUnavailable("bubblewrap (bwrap) is not installed: apt-get install bubblewrap")
     scratch = Path(scratch).absolute()
     size = ["--size", str(TMP_MB * 2**20)] if _knows(bwrap, "--size") else []  # bubblewrap >= 0.7
-    mounts = [*_mounts(python), "--dev", "/dev", "--proc", "/proc", "--perms", "1777", *size, "--tmpfs", "/tmp"]
+    # the private /tmp first: a venv or scratch folder under /tmp is bound on top of it, not hidden by it
+    mounts = ["--perms", "1777", *size, "--tmpfs", "/tmp", *_mounts(python), "--dev", "/dev", "--proc", "/proc"]
     if data is not None:  # a pre-filled dataset cache, read-only
         mounts += ["--ro-bind", str(Path(data).absolute()), str(Path(data).absolute())]
     protect = [a for p in readonly for a in ("--ro-bind", str(Path(p).absolute()), str(Path(p).absolute()))]
