@@ -159,26 +159,11 @@ def random_codes(z_train: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
 
 
 def save_samples(lab: str, images: torch.Tensor, quality=None, folder="samples", **extra) -> Path:
-    r"""Save ``{"images": (N, 1, 28, 28) floats in [0, 1], **metrics, **extra}`` to ``samples/<lab>.pt``.
+    """Save ``{"images": (N, 1, 28, 28) floats in [0, 1], **metrics, **extra}`` to ``<folder>/<lab>.pt``
+    (:func:`dgm.metrics.save_samples`, where the format lives)."""
+    from .metrics import save_samples as _save
 
-    ``quality`` (a :class:`dgm.metrics.SampleQuality` or a dict) is stored as plain floats/ints. Written
-    here because ``dgm.metrics`` has no ``save_samples`` yet; the other labs can call this one.
-    """
-    import dataclasses
-
-    x = images.detach().float().cpu()
-    if x.dim() != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE or not bool(torch.isfinite(x).all()) \
-            or x.min() < 0 or x.max() > 1:
-        raise ValueError(f"images must be (N, 1, 28, 28) floats in [0, 1], got {tuple(x.shape)}")
-    out = {"images": x}
-    if quality is not None:
-        q = dataclasses.asdict(quality) if dataclasses.is_dataclass(quality) else dict(quality)
-        out.update({k: (int(v) if isinstance(v, int) else float(v)) for k, v in q.items()})
-    out.update(extra)
-    path = Path(folder) / f"{lab}.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(out, path)
-    return path
+    return _save(lab, images, quality, folder, **extra)
 
 
 # ----------------------------------------------------------------------------- going further: PCA, denoising

@@ -8,7 +8,6 @@ cancels most of it (Ho et al. use d = 0.9999 over 800k steps; a short CPU run ne
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 from pathlib import Path
 
@@ -54,20 +53,8 @@ def lr_at(step: int, steps: int, lr: float, warmup: int = 100) -> float:
 
 
 def save_samples(lab: str, images: torch.Tensor, quality=None, folder="samples", **extra) -> Path:
-    r"""``torch.save`` ``{"images": (N, 1, 28, 28) floats in [0, 1], **asdict(quality), **extra}`` to
-    ``<folder>/<lab>.pt`` and return the path. ``quality`` is a :class:`dgm.metrics.SampleQuality` (or a dict,
-    or None in fast mode), stored as plain floats/ints. Written here because ``dgm.metrics`` has no
-    ``save_samples`` yet."""
-    x = images.detach().float().cpu()
-    if x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28) or not bool(torch.isfinite(x).all()) \
-            or x.min() < 0 or x.max() > 1:
-        raise ValueError(f"images must be (N, 1, 28, 28) floats in [0, 1], got {tuple(x.shape)}")
-    out = {"images": x}
-    if quality is not None:
-        q = dataclasses.asdict(quality) if dataclasses.is_dataclass(quality) else dict(quality)
-        out.update({k: (int(v) if isinstance(v, (int, bool)) else float(v)) for k, v in q.items()})
-    out.update({k: (v.detach().cpu() if isinstance(v, torch.Tensor) else v) for k, v in extra.items()})
-    path = Path(folder) / f"{lab}.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(out, path)
-    return path
+    """Save ``{"images": (N, 1, 28, 28) floats in [0, 1], **metrics, **extra}`` to ``<folder>/<lab>.pt``
+    (:func:`dgm.metrics.save_samples`, where the format lives)."""
+    from .metrics import save_samples as _save
+
+    return _save(lab, images, quality, folder, **extra)

@@ -347,24 +347,8 @@ class EMA:
 
 
 def save_samples(lab: str, images: torch.Tensor, quality=None, folder="samples", **extra):
-    r"""``torch.save`` ``{"images": (N, 1, 28, 28) floats in [0, 1], **asdict(quality), **extra}`` to
-    ``<folder>/<lab>.pt`` and return the path. ``quality`` is a :class:`dgm.metrics.SampleQuality` (or a dict,
-    or None in fast mode), stored as plain floats/ints; tensors in ``extra`` (e.g. ``labels``) go to the CPU.
-    Written here because ``dgm.metrics`` has no ``save_samples`` yet (labs 1 and 2 carry the same helper).
-    """
-    import dataclasses
-    from pathlib import Path
+    """Save ``{"images": (N, 1, 28, 28) floats in [0, 1], **metrics, **extra}`` (e.g. ``labels``) to
+    ``<folder>/<lab>.pt`` (:func:`dgm.metrics.save_samples`, where the format lives)."""
+    from .metrics import save_samples as _save
 
-    x = images.detach().float().cpu()
-    if x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28) or not bool(torch.isfinite(x).all()) \
-            or x.min() < 0 or x.max() > 1:
-        raise ValueError(f"images must be (N, 1, 28, 28) floats in [0, 1], got {tuple(x.shape)}")
-    record = {"images": x}
-    if quality is not None:
-        q = dataclasses.asdict(quality) if dataclasses.is_dataclass(quality) else dict(quality)
-        record.update({k: (int(v) if isinstance(v, (bool, int)) else float(v)) for k, v in q.items()})
-    record.update({k: (v.detach().cpu() if isinstance(v, torch.Tensor) else v) for k, v in extra.items()})
-    path = Path(folder) / f"{lab}.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(record, path)
-    return path
+    return _save(lab, images, quality, folder, **extra)

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["SampleQuality", "sample_quality", "DigitClassifier", "classifier", "features", "frechet_distance",
-           "junk", "THRESHOLD", "VERSION"]
+           "junk", "save_samples", "THRESHOLD", "VERSION"]
 
 THRESHOLD = 0.9  # τ: a sample is "confident" when max_c p(c | x) ≥ τ
 VERSION = 1  # bump when the classifier, its training or the junk changes: old caches are ignored
@@ -302,6 +302,34 @@ def sample_quality(images, *, threshold: float = THRESHOLD, dataset: str | None 
         fid = float("nan")  # a covariance needs two samples
     return SampleQuality(confident=n_sure / len(x), n_classes=n_classes, class_entropy=abs(entropy),
                          fid=max(fid, 0.0) if fid == fid else fid, n=len(x), threshold=threshold)
+
+
+def save_samples(lab: str, images, quality=None, folder="samples", **extra) -> Path:
+    r"""``torch.save`` ``{"images": (N, 1, 28, 28) floats in [0, 1], **asdict(quality), **extra}`` to
+    ``<folder>/<lab>.pt`` and return the path: what a lab leaves for the closing notebook (06_compare).
+
+    ``quality`` is a :class:`SampleQuality` (or a dict, or None in fast mode), stored as plain floats/ints.
+    In ``extra`` 0-dim tensors become Python numbers (e.g. ``nelbo_test``), other tensors (e.g. ``labels``) go
+    to the CPU. The one home of this format: ``dgm.ae``, ``dgm.vae``, ``dgm.gan`` and ``dgm.ddpm`` call it.
+    """
+    import dataclasses
+
+    x = images.detach().float().cpu() if isinstance(images, torch.Tensor) else images
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28) \
+            or not bool(torch.isfinite(x).all()) or x.min() < 0 or x.max() > 1:
+        raise ValueError(f"images must be (N, 1, 28, 28) floats in [0, 1], got {tuple(getattr(x, 'shape', ()))}")
+    record = {"images": x}
+    if quality is not None:
+        q = dataclasses.asdict(quality) if dataclasses.is_dataclass(quality) else dict(quality)
+        record.update({k: (int(v) if isinstance(v, (bool, int)) else float(v)) for k, v in q.items()})
+    for k, v in extra.items():
+        if isinstance(v, torch.Tensor):
+            v = v.item() if v.dim() == 0 else v.detach().cpu()
+        record[k] = v
+    path = Path(folder) / f"{lab}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(record, path)
+    return path
 
 
 def features(images, dataset: str | None = None, root=None) -> torch.Tensor:

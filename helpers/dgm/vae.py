@@ -347,19 +347,9 @@ class LabVAE(nn.Module):
 
 
 def save_samples(lab: str, images: torch.Tensor, folder=".", quality=None, **extra) -> Path:
-    r"""``torch.save`` ``{"images": (N, 1, 28, 28) floats in [0, 1], **asdict(quality), **extra}`` to
-    ``<folder>/samples/<lab>.pt`` and return the path (written here because ``dgm.metrics`` has no
-    ``save_samples`` yet). ``quality`` is a :class:`dgm.metrics.SampleQuality` or None (fast mode)."""
-    import dataclasses
+    r"""Save ``{"images": (N, 1, 28, 28) floats in [0, 1], **asdict(quality), **extra}`` to
+    ``<folder>/samples/<lab>.pt`` and return the path (:func:`dgm.metrics.save_samples`, where the format lives;
+    note ``folder`` here is the notebook's folder). ``quality`` is a :class:`dgm.metrics.SampleQuality` or None."""
+    from .metrics import save_samples as _save
 
-    images = images.detach().float().cpu().clamp(0, 1)
-    if images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28):
-        raise ValueError(f"images must have shape (N, 1, 28, 28), got {tuple(images.shape)}")
-    record = {"images": images}
-    if quality is not None:
-        record.update({k: (float(v) if isinstance(v, float) else v) for k, v in dataclasses.asdict(quality).items()})
-    record.update({k: (v.item() if isinstance(v, torch.Tensor) and v.numel() == 1 else v) for k, v in extra.items()})
-    path = Path(folder) / "samples" / f"{lab}.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(record, path)
-    return path
+    return _save(lab, images.detach().float().clamp(0, 1), quality, Path(folder) / "samples", **extra)
