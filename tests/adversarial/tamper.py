@@ -279,8 +279,9 @@ def _disk(t: Target) -> list[Case]:
         # the package's own source is readable (the kernel imports it): a copy of the reference's code
         # is not the reference's code object, so the watcher cannot see it — the scan must
         Case("disk_package", "tamper", "reads the dgm reference module's file and execs it: a copy of the reference",
-             cells={t.sol: f"import {t.ref_mod}\n_ns = {{'__name__': 'dgm.copied', '__package__': 'dgm'}}\n"
-                           f"exec(open({t.ref_mod}.__file__).read(), _ns)\n{t.fn} = _ns[{t.ref!r}]\n"},
+             cells={t.sol: f"import sys, types, {t.ref_mod}\n_m = types.ModuleType('dgm.copied')\n"
+                           "_m.__package__ = 'dgm'\nsys.modules['dgm.copied'] = _m  # dataclasses look the module up\n"
+                           f"exec(open({t.ref_mod}.__file__).read(), _m.__dict__)\n{t.fn} = getattr(_m, {t.ref!r})\n"},
              lose=(), cls="disk", targets=lose, flag="reads-sources"),
     ]
 

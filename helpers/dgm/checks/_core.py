@@ -226,7 +226,9 @@ def compare(out: torch.Tensor, expected: torch.Tensor, name: str,
     if close(out, expected, rtol, atol):
         return
     for key, value in dict(mistakes).items():
-        mistake_id, message = ("named-mistake", key) if isinstance(key, str) else key  # TODO: ids everywhere
+        if not (isinstance(key, tuple) and len(key) == 2):
+            raise TypeError(f"compare(): key mistakes by (id, message), got {key!r}")
+        mistake_id, message = key
         value = value() if callable(value) else value
         if value is not None and close(out, value, rtol, atol):
             raise Mistake(f"`{name}`{what}: {message}", id=mistake_id)
