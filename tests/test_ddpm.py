@@ -204,11 +204,11 @@ def test_sample_generator_makes_it_reproducible():
 
 
 # ----------------------------------------------------------------------------- devices and dtypes
-@pytest.mark.parametrize("patch", [1, 2])
-def test_reference_runs_on_meta_and_in_float64(patch):
+@pytest.mark.parametrize("patch, attn", [(1, False), (2, False), (1, True), (2, True)])
+def test_reference_runs_on_meta_and_in_float64(patch, attn):
     for dev, dtype in (("meta", torch.float32), ("cpu", torch.float64)):
         s = ddpm.make_schedule(8, "cosine").to(device=dev, dtype=dtype)
-        net = ddpm.UNet(channels=8, time_dim=16, patch=patch).to(device=dev, dtype=dtype)
+        net = ddpm.UNet(channels=8, time_dim=16, patch=patch, attn=attn).to(device=dev, dtype=dtype)
         x0 = torch.zeros(2, 1, 28, 28, device=dev, dtype=dtype)
         loss = ddpm.ddpm_loss(net, x0, s)
         assert loss.device.type == dev and loss.dtype == dtype
@@ -233,6 +233,11 @@ def test_unet_shapes_and_errors():
     net = ddpm.UNet(channels=8, time_dim=16)
     out = net(torch.zeros(3, 1, 28, 28), torch.tensor([1, 2, 3]))
     assert out.shape == (3, 1, 28, 28)
+    torch.nn.init.normal_(net.out[-1].weight)
+    attn = ddpm.UNet(channels=8, time_dim=16, attn=True)              # the attention block starts as the identity
+    assert all(k.startswith("attn.") for k in attn.load_state_dict(net.state_dict(), strict=False).missing_keys)
+    x, t = torch.randn(3, 1, 28, 28), torch.tensor([1, 2, 3])
+    assert torch.allclose(attn(x, t), net(x, t), atol=1e-6)
     with pytest.raises(ValueError, match=r"\(B,\)"):
         net(torch.zeros(3, 1, 28, 28), torch.tensor([1, 2]))
     with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):

@@ -2,7 +2,8 @@ r"""A small time-conditioned U-Net ε_θ(x_t, t) for 28×28 images (the DDPM noi
 
 28×28 → 14×14 → 7×7 and back (or 14 → 7 → 4 after a 2×2 pixel fold), with skip connections;
 every residual block adds a projection of
-the sinusoidal time embedding, so one network denoises at every noise level t.
+the sinusoidal time embedding, so one network denoises at every noise level t. Optional self-attention
+at the coarsest level (``attn=True``) lets every position see the whole digit.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["sinusoidal_embedding", "UNet"]
+__all__ = ["sinusoidal_embedding", "SelfAttention", "UNet"]
 
 
 def sinusoidal_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -50,16 +51,36 @@ class ResBlock(nn.Module):
         return h + self.skip(x)
 
 
+class SelfAttention(nn.Module):
+    """Self-attention over the H·W positions of a feature map (GroupNorm → q, k, v → softmax(qkᵀ/√d) v), plus a
+    skip: every position sees the whole image, so the coarse level can lay out the digit's global shape."""
+
+    def __init__(self, c: int, heads: int = 4):
+        super().__init__()
+        self.heads, self.norm = heads, _norm(c)
+        self.qkv, self.proj = nn.Conv2d(c, 3 * c, 1), nn.Conv2d(c, c, 1)
+        nn.init.zeros_(self.proj.weight)                                  # start as the identity
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, C, H, W = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(B, 3, self.heads, C // self.heads, H * W).transpose(-1, -2).unbind(1)
+        h = F.scaled_dot_product_attention(q, k, v)                       # (B, heads, HW, C/heads)
+        return x + self.proj(h.transpose(-1, -2).reshape(B, C, H, W))
+
+
 class UNet(nn.Module):
     r"""ε_θ(x_t, t): (B, C, 28, 28) and (B,) steps → predicted noise (B, C, 28, 28).
 
     ``channels`` sets the width (C at the top level, 2C below). ``patch=2`` first folds every 2×2
     block of pixels into channels (pixel-unshuffle: 1×28×28 → 4×14×14) and unfolds at the end, so the
     U-Net works at 14×14 and 7×7: about 4× cheaper per step, but in our CPU runs it learned clean
-    digits more slowly. ``patch=1`` (default) keeps full resolution (28 → 14 → 7).
+    digits more slowly. ``patch=1`` (default) keeps full resolution (28 → 14 → 7). ``attn=True`` adds
+    self-attention after the middle block (the coarsest level).
     """
 
-    def __init__(self, in_channels: int = 1, channels: int = 32, time_dim: int = 64, patch: int = 1):
+    def __init__(self, in_channels: int = 1, channels: int = 32, time_dim: int = 64, patch: int = 1,
+                 attn: bool = False):
         super().__init__()
         if patch not in (1, 2):
             raise ValueError(f"patch must be 1 or 2, got {patch!r}")
@@ -72,6 +93,7 @@ class UNet(nn.Module):
         self.down2 = ResBlock(c, 2 * c, time_dim)
         self.pool2 = nn.Conv2d(2 * c, 2 * c, 3, stride=2, padding=1)       # → H/4
         self.mid = ResBlock(2 * c, 2 * c, time_dim)
+        self.attn = SelfAttention(2 * c) if attn else nn.Identity()
         self.up2 = ResBlock(4 * c, 2 * c, time_dim)                        # H/2, with skip
         self.up1 = ResBlock(3 * c, c, time_dim)                            # top level, with skip
         self.out = nn.Sequential(_norm(c), nn.SiLU(), nn.Conv2d(c, c_img, 3, padding=1))
@@ -94,7 +116,7 @@ class UNet(nn.Module):
             x = F.pixel_unshuffle(x, self.patch)                          # (B, 4C_in, 14, 14)
         h1 = self.down1(self.inp(x), emb)                                 # (B, C, H, W), H = 28 (14 if patch=2)
         h2 = self.down2(self.pool1(h1), emb)                              # (B, 2C, H/2, W/2)
-        h = self.mid(self.pool2(h2), emb)                                 # (B, 2C, H/4, W/4)
+        h = self.attn(self.mid(self.pool2(h2), emb))                      # (B, 2C, H/4, W/4)
         h = F.interpolate(h, size=h2.shape[-2:], mode="nearest")          # (B, 2C, H/2, W/2)
         h = self.up2(torch.cat([h, h2], dim=1), emb)                      # (B, 2C, H/2, W/2)
         h = F.interpolate(h, size=h1.shape[-2:], mode="nearest")          # (B, 2C, H, W)
