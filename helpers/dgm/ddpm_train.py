@@ -1,4 +1,4 @@
-r"""Lab 4's training recipe around Algorithm 1: the EMA of the weights, the learning-rate schedule, the
+r"""Lab 4's training recipe around Algorithm 1: the EMA of the weights (:class:`dgm.train.EMA`), the learning-rate schedule, the
 recipe's numbers, and saving the final samples (re-exported by :mod:`dgm.ddpm`).
 
 An exponential moving average (EMA) of the weights, θ_EMA ← d·θ_EMA + (1 − d)·θ, is the network we sample
@@ -7,12 +7,12 @@ cancels most of it (Ho et al. use d = 0.9999 over 800k steps; a short CPU run ne
 """
 from __future__ import annotations
 
-import copy
 import math
 from pathlib import Path
 
 import torch
-from torch import nn
+
+from .train import EMA  # noqa: F401  (re-exported: dgm.ddpm.EMA)
 
 __all__ = ["EMA", "lr_at", "LAB_RECIPE", "save_samples"]
 
@@ -22,28 +22,6 @@ __all__ = ["EMA", "lr_at", "LAB_RECIPE", "save_samples"]
 # (see bench/bench_ddpm_recipe.py's docstring for the table).
 LAB_RECIPE = dict(T=100, schedule="linear", channels=16, patch=1, attn=True, batch_size=32, steps=1500, lr=2e-3,
                   warmup=100, ema=0.995, sample_steps=25)
-
-
-class EMA:
-    r"""θ_EMA ← d·θ_EMA + (1 − d)·θ after every step, with d = min(decay, (1 + n)/(10 + n)) after n updates
-    (a warm-up: the random initial weights are forgotten quickly). ``ema.model`` is a frozen copy in eval
-    mode; buffers are copied as they are."""
-
-    def __init__(self, model: nn.Module, decay: float = 0.995):
-        if not 0 <= decay < 1:
-            raise ValueError(f"decay must lie in [0, 1), got {decay}")
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
-        self.decay, self.updates = decay, 0
-
-    @torch.no_grad()
-    def update(self, model: nn.Module, step: int | None = None) -> None:
-        """One update; ``step`` (the training step, e.g. after resuming a checkpoint) sets the warm-up count."""
-        self.updates = self.updates + 1 if step is None else step + 1
-        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for p_ema, p in zip(self.model.parameters(), model.parameters()):
-            p_ema.lerp_(p.detach(), 1 - d)                                # θ_EMA ← d θ_EMA + (1 − d) θ
-        for b_ema, b in zip(self.model.buffers(), model.buffers()):
-            b_ema.copy_(b)
 
 
 def lr_at(step: int, steps: int, lr: float, warmup: int = 100) -> float:

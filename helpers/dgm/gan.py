@@ -18,6 +18,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from . import device as _device
+from .train import EMA  # noqa: F401  (re-exported: the DCGAN samples from dgm.gan.EMA)
 
 __all__ = [
     "GANConfig", "DCGANConfig", "sample_noise", "ring_centers", "ring_of_gaussians", "grid_of_gaussians",
@@ -319,33 +320,7 @@ def train_ring(cfg: GANConfig | None = None, *, steps: int | None = None, kind: 
     return G, D, history
 
 
-# ----------------------------------------------------------------------------- the image recipe: EMA, saving
-class EMA:
-    r"""An exponential moving average of a generator's weights, the network to sample from.
-
-    After every training step ``update(G, step)``: θ_EMA ← d·θ_EMA + (1 − d)·θ_G with
-    d = min(decay, (1 + t)/(10 + t)) at update t = 1, 2, … (a short warm-up, so the random initial weights are
-    forgotten quickly; pass fit's 0-based ``step`` so a resumed run keeps its place); buffers (batch-norm
-    statistics) are copied. The average smooths the generator's chase around the discriminator: its samples are cleaner than
-    the last iterate's. ``ema.model`` is a frozen copy in eval mode.
-    """
-
-    def __init__(self, model: nn.Module, decay: float = 0.999):
-        import copy
-
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
-        self.decay, self.steps = decay, 0
-
-    @torch.no_grad()
-    def update(self, model: nn.Module, step: int | None = None) -> None:
-        self.steps = self.steps + 1 if step is None else int(step) + 1
-        d = min(self.decay, (1 + self.steps) / (10 + self.steps))
-        for p_ema, p in zip(self.model.parameters(), model.parameters()):
-            p_ema.lerp_(p.detach(), 1 - d)
-        for b_ema, b in zip(self.model.buffers(), model.buffers()):
-            b_ema.copy_(b)
-
-
+# ----------------------------------------------------------------------------- the image recipe: saving
 def save_samples(lab: str, images: torch.Tensor, quality=None, folder="samples", **extra):
     """Save ``{"images": (N, 1, 28, 28) floats in [0, 1], **metrics, **extra}`` (e.g. ``labels``) to
     ``<folder>/<lab>.pt`` (:func:`dgm.metrics.save_samples`, where the format lives)."""

@@ -19,6 +19,7 @@ r"""The one training loop every lab uses.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import inspect
@@ -30,7 +31,7 @@ from typing import Callable
 
 import torch
 
-__all__ = ["fit", "fingerprint"]
+__all__ = ["fit", "fingerprint", "EMA"]
 
 _SCALARS = (int, float, complex, str, bool, bytes, type(None))
 
@@ -304,3 +305,25 @@ def fit(model, data, loss_fn: Callable | None = None, *, step_fn: Callable | Non
     if steps > start:
         save(steps)
     return history
+
+
+class EMA:
+    r"""θ_EMA ← d·θ_EMA + (1 − d)·θ after every step, with d = min(decay, (1 + n)/(10 + n)) after n updates
+    (a warm-up: the random initial weights are forgotten quickly). ``ema.model`` is a frozen copy in eval
+    mode; buffers are copied as they are."""
+
+    def __init__(self, model: torch.nn.Module, decay: float = 0.995):
+        if not 0 <= decay < 1:
+            raise ValueError(f"decay must lie in [0, 1), got {decay}")
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay, self.updates = decay, 0
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int | None = None) -> None:
+        """One update; ``step`` (the training step, e.g. after resuming a checkpoint) sets the warm-up count."""
+        self.updates = self.updates + 1 if step is None else step + 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for p_ema, p in zip(self.model.parameters(), model.parameters()):
+            p_ema.lerp_(p.detach(), 1 - d)                                # θ_EMA ← d θ_EMA + (1 − d) θ
+        for b_ema, b in zip(self.model.buffers(), model.buffers()):
+            b_ema.copy_(b)
