@@ -136,6 +136,7 @@ def make_driver():
     for flag in FLAGS:
         opts.add_argument(flag)
     opts.add_argument(f"--user-data-dir={tempfile.mkdtemp(prefix='dgm-chromium-')}")
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # driver.get_log("browser"): the console
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     driver.set_page_load_timeout(120)
     return driver
@@ -171,8 +172,10 @@ class Lab:
         self.d.get(f"{self.server.url}{path}{sep}token={self.server.token}")
 
     def open(self, notebook: str, timeout: float = 120) -> None:
-        """Open ``notebook`` (relative to the server root) and wait for its kernel."""
-        self.goto(f"/lab/tree/{notebook}")
+        """Open ``notebook`` (relative to the server root) alone and wait for its kernel. ``?reset``: JupyterLab
+        would otherwise restore every notebook opened before (each with a kernel) and Run All could reach one
+        of them instead."""
+        self.goto(f"/lab/tree/{notebook}?reset")
         self.wait(lambda: self.css(".jp-Notebook .jp-Cell"), timeout, what="the notebook")
         self.wait(lambda: self.kernel_status() == "idle", timeout, what="the kernel")
 
@@ -227,7 +230,12 @@ class Lab:
             else:
                 calm = None
             time.sleep(1)
-        raise TimeoutError(f"the notebook did not finish in {timeout}s")
+        shot = self.screenshot("timeout")
+        prompts = self._prompts()
+        dialogs = [e.text[:200] for e in self.css(".jp-Dialog")]
+        raise TimeoutError(f"the notebook did not finish in {timeout}s: kernel {self.kernel_status()!r}, "
+                           f"{sum('*' in p for p in prompts)} running / {len(prompts)} code cells, "
+                           f"unrun {sum(p in ('[ ]:', '') for p in prompts)}, dialogs {dialogs}, screenshot {shot}")
 
     def errors(self) -> list[str]:
         """Texts of error outputs (tracebacks) in the open notebook."""

@@ -44,3 +44,30 @@ def test_formgrader_shows_the_autograded_submission(driver, instructor, course):
     lab.screenshot("formgrader-submissions")
     lab.goto(f"/formgrader/manage_submissions/{LAB}")
     lab.wait(lambda: "alice" in driver.page_source, 120, what="alice in the submissions of the lab")
+
+
+def test_written_answer_is_graded_by_hand(driver, instructor, course):
+    """The instructor types a score for a written answer in the formgrader: it lands in the gradebook."""
+    from nbgrader.api import Gradebook
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    db = f"sqlite:///{course / 'gradebook.db'}"
+    with Gradebook(db) as gb:
+        if not gb.assignment_submissions(LAB):
+            nu.nbgrader(course, "autograde", LAB, "--force", timeout=900)
+        sub_id = gb.find_submission_notebook(LAB, LAB, "alice").id
+    lab = Lab(driver, instructor)
+    lab.goto(f"/formgrader/submissions/{sub_id}")
+    lab.wait(lambda: driver.find_elements(By.CSS_SELECTOR, "input.score#written_bottleneck"), 120,
+             what="the score box of the written answer")
+    box = driver.find_element(By.CSS_SELECTOR, "input.score#written_bottleneck")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", box)
+    box.clear()
+    box.send_keys("1.5", Keys.TAB)  # "change" saves it (formgrade_models.js)
+
+    def saved():
+        with Gradebook(db) as gb:
+            return gb.find_grade("written_bottleneck", LAB, LAB, "alice").manual_score == 1.5
+    lab.wait(saved, 60, what="the manual score in the gradebook")
+    lab.screenshot("formgrader-manual-grade")
