@@ -1,0 +1,107 @@
+r"""Full-budget Run All of each lab's solution notebook, as a student runs it: seconds per notebook and its slowest
+cells, the sample metrics each lab saved (``samples/<lab>.pt``), the load average and a calibration figure.
+
+    .venv/bin/python bench/bench_runall.py [--labs 05_flows] [--threads 1] [--keep /tmp/runall]
+
+Each notebook runs in a fresh scratch folder (a copy of ``solutions/<lab>/``, no checkpoints, no samples, the
+digit classifier of ``dgm.metrics`` already cached, so the time is what a student's second lab costs) with
+nbclient and *without* ``DGM_FAST``: the full CPU budget. Goal (issue 10): ≤ 300 s per lab on 2 cores. The
+calibration is bench_autograde's fixed tiny MLP (steps/s, one thread) before and after; read a time as a ratio
+to it when the machine is busy or another one.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from bench_autograde import calibration  # noqa: E402  (one home for the calibration model)
+
+LABS = ("01_autoencoder", "02_vae", "03_gan", "04_ddpm", "05_flows")
+BUDGET_S = 300.0
+
+
+def cell_seconds(cell) -> float:
+    """Wall seconds of an executed cell from nbclient's timing metadata (0 when not recorded)."""
+    t = cell.get("metadata", {}).get("execution", {})
+    try:
+        start = datetime.fromisoformat(t["iopub.execute_input"].replace("Z", "+00:00"))
+        end = datetime.fromisoformat(t["shell.execute_reply"].replace("Z", "+00:00"))
+    except KeyError:
+        return 0.0
+    return (end - start).total_seconds()
+
+
+def run(lab: str, work: Path, threads: str | None) -> tuple[float, list[tuple[float, int, str]], dict]:
+    """Execute solutions/<lab>/<lab>.ipynb in work/<lab>; (seconds, slowest cells, saved sample metrics)."""
+    from nbclient import NotebookClient
+
+    folder = work / lab
+    shutil.copytree(ROOT / "solutions" / lab, folder)
+    nb = nbformat.read(folder / f"{lab}.ipynb", as_version=4)
+    env = {k: v for k, v in os.environ.items() if k != "DGM_FAST"}
+    if threads:
+        env["DGM_THREADS"] = threads
+    old = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)  # the kernel inherits this process's environment
+    try:
+        t0 = time.perf_counter()
+        NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
+        seconds = time.perf_counter() - t0
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    nbformat.write(nb, folder / f"{lab}.ipynb")
+    cells = sorted(((cell_seconds(c), i, c.source.splitlines()[0][:60]) for i, c in enumerate(nb.cells)
+                    if c.cell_type == "code" and c.source), reverse=True)
+    saved = {}
+    pt = folder / "samples" / f"{lab}.pt"
+    if pt.exists():
+        import torch
+
+        saved = {k: v for k, v in torch.load(pt, weights_only=True).items() if isinstance(v, (int, float, str))}
+    return seconds, cells, saved
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--labs", nargs="+", default=list(LABS), choices=LABS)
+    ap.add_argument("--threads", default=None, help="DGM_THREADS for the kernels (default: dgm's policy)")
+    ap.add_argument("--keep", type=Path, default=None, help="run in this folder and keep it (executed notebooks)")
+    args = ap.parse_args(argv)
+    if os.environ.get("DGM_FAST"):
+        print("note: DGM_FAST is set in this shell; the kernels run without it (full budget)")
+    work = args.keep or Path(tempfile.mkdtemp(prefix="dgm-runall-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"cores: {os.cpu_count()}, load average at start: {os.getloadavg()[0]:.1f}, "
+          f"calibration: {calibration():.0f} steps/s (tiny MLP, one thread)")
+    worst = 0.0
+    for lab in args.labs:
+        load0 = os.getloadavg()[0]
+        seconds, cells, saved = run(lab, work, args.threads)
+        worst = max(worst, seconds)
+        top = "; ".join(f"cell {i} {s:.0f} s ({src})" for s, i, src in cells[:3])
+        metrics = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in saved.items())
+        print(f"{lab:<16} Run All {seconds:6.1f} s  (load {load0:.1f} → {os.getloadavg()[0]:.1f})  "
+              f"{'OK' if seconds <= BUDGET_S else 'OVER'} the {BUDGET_S:.0f} s budget")
+        print(f"{'':<16} slowest: {top}")
+        if metrics:
+            print(f"{'':<16} saved: {metrics}")
+    print(f"calibration at the end: {calibration():.0f} steps/s; notebooks in {work}")
+    if args.keep is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
