@@ -276,13 +276,16 @@ def _disk(t: Target) -> list[Case]:
              cells={t.sol: steal + f"_stolen = _steal({others!r})\n" + t.define(
                  f"if _stolen is not None:\n    return _stolen({t.args})\n" + t.bad)},
              lose=lose, cls="disk", targets=lose, flag="dynamic-code", sandbox=True),
-        # the package's own source is readable (the kernel imports it): a copy of the reference's code
-        # is not the reference's code object, so the watcher cannot see it — the scan must
+        # the package's own source is readable (the kernel imports it). An exact copy of the module compiles to code
+        # objects that compare EQUAL to the reference's (CPython compares code by bytecode, constants, names and
+        # line numbers, not by file name), so the watcher's `frame.f_code in codes` refuses it too: it loses its
+        # part with or without the sandbox. An edited copy (other line numbers) would pass the watcher: the scan
+        # flags the read of the module's file either way.
         Case("disk_package", "tamper", "reads the dgm reference module's file and execs it: a copy of the reference",
              cells={t.sol: f"import sys, types, {t.ref_mod}\n_m = types.ModuleType('dgm.copied')\n"
                            "_m.__package__ = 'dgm'\nsys.modules['dgm.copied'] = _m  # dataclasses look the module up\n"
                            f"exec(open({t.ref_mod}.__file__).read(), _m.__dict__)\n{t.fn} = getattr(_m, {t.ref!r})\n"},
-             lose=lose, cls="disk", targets=lose, flag="reads-sources"),  # lost its part in the sandboxed clean-clone run; why is not yet known
+             lose=lose, cls="disk", targets=lose, flag="reads-sources"),
     ]
 
 
