@@ -217,16 +217,19 @@ def test_reference_keeps_float64():
 
 
 # ----------------------------------------------------------------------------- the game on the ring
+RING_TEST_STEPS = 800  # a few seconds on a CPU; the lab's fast budget (Gm.RING_FAST_STEPS) only checks it runs
+
+
 def _ring_coverage(kind: str):
-    G, D, history = Gm.train_ring(steps=Gm.RING_FAST_STEPS, kind=kind, seed=0, device="cpu")
-    assert len(history["loss_d"]) == Gm.RING_FAST_STEPS and all(math.isfinite(v) for v in history["loss_d"])
+    G, D, history = Gm.train_ring(steps=RING_TEST_STEPS, kind=kind, seed=0, device="cpu")
+    assert len(history["loss_d"]) == RING_TEST_STEPS and all(math.isfinite(v) for v in history["loss_d"])
     with torch.no_grad():
         x = G(Gm.sample_noise(2000, G.z_dim, generator=torch.Generator().manual_seed(0)))
     return Gm.mode_coverage(x)
 
 
-def test_nonsaturating_gan_covers_the_ring_in_the_fast_budget():
-    """Seeded: the reference non-saturating GAN covers ≥ 6 of 8 modes in the lab's fast budget."""
+def test_nonsaturating_gan_covers_the_ring_in_800_rounds():
+    """Seeded: the reference non-saturating GAN covers ≥ 6 of 8 modes in 800 rounds."""
     cov = _ring_coverage("nonsaturating")
     assert cov.modes >= 6, cov
     assert cov.high_quality > 0.15, cov
