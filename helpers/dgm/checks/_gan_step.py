@@ -83,24 +83,38 @@ def nets(inputs: dict):
     return G, D
 
 
+def _zero_grad(net) -> None:
+    """What ``torch.optim.SGD.zero_grad()`` does (set_to_none)."""
+    for p in net.parameters():
+        p.grad = None
+
+
+@torch.no_grad()
+def _sgd_step(net, lr: float) -> None:
+    r"""θ ← θ − lr·∇θ, as plain ``torch.optim.SGD.step()``: the grader's judge stays free of torch.optim, whose
+    first step imports torch._dynamo (≈ 2 s in every fresh grading process)."""
+    for p in net.parameters():
+        if p.grad is not None:
+            p.add_(p.grad, alpha=-lr)
+
+
 def reference_step(inputs: dict, *, zero_d=True, zero_g=True, g_kind=None) -> StepResult:
     """The reference round (or a known mistake) on a fresh copy of the case's networks."""
     game, real, z = inputs["game"], inputs["real"], inputs["z"]
     G, D = nets(inputs)
-    opt_g, opt_d = torch.optim.SGD(G.parameters(), lr=game.lr), torch.optim.SGD(D.parameters(), lr=game.lr)
     fake = G(z)  # (B, 2)
     if zero_d:
-        opt_d.zero_grad()
+        _zero_grad(D)
     real_logits, fake_logits = D(real), D(fake.detach())  # (B,), (B,)
     loss_d = ref.discriminator_loss(real_logits, fake_logits)
     loss_d.backward()
-    opt_d.step()
+    _sgd_step(D, game.lr)
     if zero_g:
-        opt_g.zero_grad()
+        _zero_grad(G)
     g_logits = D(fake)  # (B,) the updated D
     loss_g = ref.generator_loss(g_logits, g_kind or game.kind)
     loss_g.backward()
-    opt_g.step()
+    _sgd_step(G, game.lr)
     return StepResult(_flat(G), _flat(D), torch.tensor([loss_d.item(), loss_g.item()], dtype=torch.float64),
                       real_logits.detach(), fake_logits.detach(), g_logits.detach())
 
