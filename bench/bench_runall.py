@@ -11,10 +11,11 @@ to it when the machine is busy or another one. ``--fast`` runs the kernels in fa
 autograder executes), to see which cells a graded run spends its time in.
 
 Measured 2026-12-03 on the 2-core VM with a one-thread job on the other core (calibration 651 → 421 steps/s;
-lab 5 alone at 718 → 783): full Run All lab 1 55 s, lab 2 111 s, lab 3 173 s (DCGAN cell 95 s), lab 4 175 s
-(training cell 120 s), lab 5 72 s (incl. 24 s training the metrics classifier once) — all within 300 s. Saved
-sample metrics (confident / classes / FID): AE random codes 0.33 / 10 / 109, VAE 0.14 / 10 / 161 (test −ELBO
-107 nats), DCGAN 0.30 / 10 / 100, DDPM 0.23 / 10 / 116, RealNVP (T = 1) 0.004 / 4 / 391 (3.04 bits/dim).
+lab 5 alone at 718 → 783; lab 3 again at 547 → 755): full Run All lab 1 55 s, lab 2 111 s, lab 3 263 s (DCGAN
+cell 201 s, 7000 rounds; 173 s with the old 2500-round recipe), lab 4 175 s (training cell 120 s), lab 5 72 s
+(incl. 24 s training the metrics classifier once) — all within 300 s. Saved sample metrics (confident / classes /
+FID): AE random codes 0.33 / 10 / 109, VAE 0.14 / 10 / 161 (test −ELBO 107 nats), DCGAN 0.57 / 10 / 33 (old
+recipe 0.30 / 10 / 100), DDPM 0.23 / 10 / 116, RealNVP (T = 1) 0.004 / 4 / 391 (3.04 bits/dim).
 Fast mode (nbclient, no grading): lab 1 9.9 s, lab 2 14.1 s, lab 3 15.1 s (34 s before its trim), lab 4 10.0 s,
 lab 5 11.1 s, 06 7.9 s.
 """
