@@ -82,19 +82,19 @@ def test_random_codes_match_the_mean_and_covariance_of_the_codes():
 
 
 def test_save_samples_writes_images_and_plain_metrics(tmp_path):
-    from dgm.metrics import SampleQuality
+    from dgm.metrics import SampleQuality, save_samples
 
     q = SampleQuality(confident=0.5, n_classes=7, class_entropy=0.8, fid=12.0, n=100)
-    path = ref.save_samples("01_autoencoder", torch.rand(100, 1, 28, 28), q, folder=tmp_path / "samples",
-                            latent_dim=5)
+    path = save_samples("01_autoencoder", torch.rand(100, 1, 28, 28), q, folder=tmp_path / "samples",
+                        latent_dim=5)
     assert path == tmp_path / "samples" / "01_autoencoder.pt"
     d = torch.load(path, weights_only=True)
     assert d["images"].shape == (100, 1, 28, 28) and d["latent_dim"] == 5
     assert d["confident"] == 0.5 and d["n_classes"] == 7 and type(d["n_classes"]) is int
     with pytest.raises(ValueError):
-        ref.save_samples("x", torch.rand(3, 784), folder=tmp_path)
+        save_samples("x", torch.rand(3, 784), folder=tmp_path)
     with pytest.raises(ValueError):
-        ref.save_samples("x", 2 * torch.rand(3, 1, 28, 28), folder=tmp_path)
+        save_samples("x", 2 * torch.rand(3, 1, 28, 28), folder=tmp_path)
 
 
 def test_pca_is_the_best_linear_reconstruction():

@@ -33,15 +33,15 @@ def test_save_samples_writes_images_and_plain_metrics(tmp_path):
     import dgm.metrics as M
     x = torch.rand(100, 1, 28, 28)
     q = M.SampleQuality(confident=0.5, n_classes=9, class_entropy=0.9, fid=12.0, n=100)
-    path = ddpm.save_samples("04_ddpm", x, q, folder=tmp_path / "samples")
+    path = M.save_samples("04_ddpm", x, q, folder=tmp_path / "samples")
     d = torch.load(path, weights_only=True)
     assert path.name == "04_ddpm.pt" and torch.equal(d["images"], x)
     assert d["confident"] == 0.5 and d["n_classes"] == 9 and type(d["n_classes"]) is int and type(d["fid"]) is float
-    d = torch.load(ddpm.save_samples("04_ddpm", x, None, folder=tmp_path), weights_only=True)
+    d = torch.load(M.save_samples("04_ddpm", x, None, folder=tmp_path), weights_only=True)
     assert set(d) == {"images"}
     for bad in (x * 2 - 1, x[:, :, :27], x.flatten(1)):
         try:
-            ddpm.save_samples("04_ddpm", bad, folder=tmp_path)
+            M.save_samples("04_ddpm", bad, folder=tmp_path)
         except ValueError:
             continue
         raise AssertionError("bad images were saved")

@@ -54,17 +54,17 @@ def test_ema_forgets_the_initial_weights_and_copies_buffers():
 
 
 def test_save_samples_writes_plain_metrics_and_labels(tmp_path):
-    from dgm.metrics import SampleQuality
+    from dgm.metrics import SampleQuality, save_samples
 
     q = SampleQuality(confident=0.7, n_classes=10, class_entropy=0.9, fid=1.5, n=100)
     x = torch.rand(100, 1, 28, 28)
-    path = Gm.save_samples("03_gan", x, q, folder=tmp_path, labels=torch.arange(100) % 10)
+    path = save_samples("03_gan", x, q, folder=tmp_path, labels=torch.arange(100) % 10)
     rec = torch.load(path, weights_only=True)
     assert path == tmp_path / "03_gan.pt" and torch.equal(rec["images"], x)
     assert rec["confident"] == 0.7 and rec["n_classes"] == 10 and type(rec["n"]) is int
     assert torch.equal(rec["labels"], torch.arange(100) % 10)
     with pytest.raises(ValueError):
-        Gm.save_samples("03_gan", 2 * x, folder=tmp_path)
+        save_samples("03_gan", 2 * x, folder=tmp_path)
 
 
 # ----------------------------------------------------------------------------- the check: right answers

@@ -896,16 +896,16 @@ def test_lab_vae_is_a_correct_notebook_answer():
 
 
 def test_save_samples_writes_the_record(tmp_path):
-    from dgm.metrics import SampleQuality
+    from dgm.metrics import SampleQuality, save_samples
 
     q = SampleQuality(confident=0.8, n_classes=10, class_entropy=0.97, fid=1.5, n=100)
-    path = V.save_samples("02_vae", torch.rand(100, 1, 28, 28), folder=tmp_path, quality=q,
-                          nelbo_test=torch.tensor(101.5), bits_per_dim_test=0.19)
+    path = save_samples("02_vae", torch.rand(100, 1, 28, 28), q, folder=tmp_path / "samples",
+                        nelbo_test=torch.tensor(101.5), bits_per_dim_test=0.19)
     assert path == tmp_path / "samples" / "02_vae.pt"
     rec = torch.load(path, weights_only=False)
     assert rec["images"].shape == (100, 1, 28, 28) and 0 <= rec["images"].min() <= rec["images"].max() <= 1
     assert rec["nelbo_test"] == 101.5 and isinstance(rec["nelbo_test"], float)
     assert rec["confident"] == 0.8 and rec["n_classes"] == 10 and rec["fid"] == 1.5
-    assert V.save_samples("02_vae", torch.rand(100, 1, 28, 28), folder=tmp_path, nelbo_test=99.0) == path
+    assert save_samples("02_vae", torch.rand(100, 1, 28, 28), folder=tmp_path / "samples", nelbo_test=99.0) == path
     with pytest.raises(ValueError):
-        V.save_samples("02_vae", torch.rand(100, 784), folder=tmp_path)
+        save_samples("02_vae", torch.rand(100, 784), folder=tmp_path)

@@ -10,13 +10,12 @@ the digit. Autoencoding is compression, and the bottleneck size d sets how lossy
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
 __all__ = ["AEConfig", "Autoencoder", "reconstruction_loss", "train_step", "check_images", "anomaly_score",
-           "pick_threshold", "random_codes", "save_samples", "pca_fit", "pca_reconstruct", "add_noise"]
+           "pick_threshold", "random_codes", "pca_fit", "pca_reconstruct", "add_noise"]
 
 IMAGE_SHAPE = (1, 28, 28)
 
@@ -156,14 +155,6 @@ def random_codes(z_train: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     eps = torch.randn(n, z.shape[1], generator=g, dtype=z.dtype)             # (n, d) ~ N(0, I)
     return (m + eps @ torch.linalg.cholesky(cov).T).to(z_train.dtype)        # z = m + L ε, L Lᵀ = Σ
-
-
-def save_samples(lab: str, images: torch.Tensor, quality=None, folder="samples", **extra) -> Path:
-    """Save ``{"images": (N, 1, 28, 28) floats in [0, 1], **metrics, **extra}`` to ``<folder>/<lab>.pt``
-    (:func:`dgm.metrics.save_samples`, where the format lives)."""
-    from .metrics import save_samples as _save
-
-    return _save(lab, images, quality, folder, **extra)
 
 
 # ----------------------------------------------------------------------------- going further: PCA, denoising

@@ -307,4 +307,4 @@ def sample(model: Callable, shape, sched: DiffusionSchedule, *, steps: int | Non
 
 
 from .unet import UNet  # noqa: E402  (the ε_θ network lives in its own module)
-from .ddpm_train import EMA, LAB_RECIPE, lr_at, save_samples  # noqa: E402,F401  (lab 4's recipe)
+from .ddpm_train import EMA, LAB_RECIPE, lr_at  # noqa: E402,F401  (lab 4's recipe)

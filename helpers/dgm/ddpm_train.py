@@ -8,13 +8,12 @@ cancels most of it (Ho et al. use d = 0.9999 over 800k steps; a short CPU run ne
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
 
 from .train import EMA  # noqa: F401  (re-exported: dgm.ddpm.EMA)
 
-__all__ = ["EMA", "lr_at", "LAB_RECIPE", "save_samples"]
+__all__ = ["EMA", "lr_at", "LAB_RECIPE"]
 
 # The CPU recipe of lab 4's notebook (measured with bench/bench_ddpm_recipe.py; the notebook states the time and
 # the sample metrics). Self-attention at the 7×7 level (attn) was the only change of those tried at the same
@@ -31,11 +30,3 @@ def lr_at(step: int, steps: int, lr: float, warmup: int = 100) -> float:
         return lr * (step + 1) / warmup
     progress = min((step - warmup) / max(steps - warmup, 1), 1.0)
     return lr * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def save_samples(lab: str, images: torch.Tensor, quality=None, folder="samples", **extra) -> Path:
-    """Save ``{"images": (N, 1, 28, 28) floats in [0, 1], **metrics, **extra}`` to ``<folder>/<lab>.pt``
-    (:func:`dgm.metrics.save_samples`, where the format lives)."""
-    from .metrics import save_samples as _save
-
-    return _save(lab, images, quality, folder, **extra)

@@ -24,7 +24,7 @@ __all__ = [
     "GANConfig", "DCGANConfig", "sample_noise", "ring_centers", "ring_of_gaussians", "grid_of_gaussians",
     "MLPGenerator", "MLPDiscriminator", "DCGenerator", "DCDiscriminator", "discriminator_loss",
     "generator_loss", "train_step", "Coverage", "count_modes", "mode_coverage", "make_ring_game",
-    "make_image_game", "train_ring", "EMA", "save_samples",
+    "make_image_game", "train_ring", "EMA",
 ]
 
 KINDS = ("nonsaturating", "minimax")
@@ -324,9 +324,3 @@ def train_ring(cfg: GANConfig | None = None, *, steps: int | None = None, kind: 
 
 
 # ----------------------------------------------------------------------------- the image recipe: saving
-def save_samples(lab: str, images: torch.Tensor, quality=None, folder="samples", **extra):
-    """Save ``{"images": (N, 1, 28, 28) floats in [0, 1], **metrics, **extra}`` (e.g. ``labels``) to
-    ``<folder>/<lab>.pt`` (:func:`dgm.metrics.save_samples`, where the format lives)."""
-    from .metrics import save_samples as _save
-
-    return _save(lab, images, quality, folder, **extra)

@@ -310,7 +310,7 @@ def save_samples(lab: str, images, quality=None, folder="samples", **extra) -> P
 
     ``quality`` is a :class:`SampleQuality` (or a dict, or None in fast mode), stored as plain floats/ints.
     In ``extra`` 0-dim tensors become Python numbers (e.g. ``nelbo_test``), other tensors (e.g. ``labels``) go
-    to the CPU. The one home of this format: ``dgm.ae``, ``dgm.vae``, ``dgm.gan`` and ``dgm.ddpm`` call it.
+    to the CPU. The one home of this format: every lab notebook calls it, 06_compare reads what it wrote.
     """
     import dataclasses
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +22,7 @@ from torch import nn
 __all__ = [
     "VAEConfig", "VAE", "reparameterize", "kl_divergence", "elbo_loss", "vae_loss", "train_step",
     "interpolate_latent", "perturbation_grid", "kl_per_dim", "negative_elbo", "active_units", "binarize",
-    "bits_per_dim", "LabVAE", "LAB_RECIPE", "save_samples",
+    "bits_per_dim", "LabVAE", "LAB_RECIPE",
 ]
 
 #: The lab's training recipe (measured against the pytorch/examples VAE in bench/bench_vae.py): Adam, the
@@ -344,12 +343,3 @@ class LabVAE(nn.Module):
     def forward(self, x):
         mu, logvar = self.encode(x)
         return self.decode(self.reparameterize(mu, logvar)), mu, logvar
-
-
-def save_samples(lab: str, images: torch.Tensor, folder=".", quality=None, **extra) -> Path:
-    r"""Save ``{"images": (N, 1, 28, 28) floats in [0, 1], **asdict(quality), **extra}`` to
-    ``<folder>/samples/<lab>.pt`` and return the path (:func:`dgm.metrics.save_samples`, where the format lives;
-    note ``folder`` here is the notebook's folder). ``quality`` is a :class:`dgm.metrics.SampleQuality` or None."""
-    from .metrics import save_samples as _save
-
-    return _save(lab, images.detach().float().clamp(0, 1), quality, Path(folder) / "samples", **extra)
