@@ -63,16 +63,10 @@ def run(lab: str, work: Path, threads: str | None, fast: bool = False) -> tuple[
         env["DGM_FAST"] = "1"
     if threads:
         env["DGM_THREADS"] = threads
-    old = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)  # the kernel inherits this process's environment
-    try:
-        t0 = time.perf_counter()
-        NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
-        seconds = time.perf_counter() - t0
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
+    t0 = time.perf_counter()
+    NotebookClient(nb, timeout=1800, kernel_name="python3",
+                   resources={"metadata": {"path": str(folder)}}).execute(env=env)  # env: the kernel's environment
+    seconds = time.perf_counter() - t0
     nbformat.write(nb, folder / f"{lab}.ipynb")
     cells = sorted(((cell_seconds(c), i, c.source.splitlines()[0][:60]) for i, c in enumerate(nb.cells)
                     if c.cell_type == "code" and c.source), reverse=True)
