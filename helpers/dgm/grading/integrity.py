@@ -14,9 +14,10 @@ already has, e.g. the setup cell's ``pip install`` fallback; without ``release``
 IPython syntax (``!cmd``, ``%magic``, ``%%cell magic``) is translated by IPython first: shell escapes
 are "shell", and the code inside ``%time``/``%%capture``-like magics is scanned as well.
 
-Flags are grouped by CLASS of tampering (:data:`RULES`, in :mod:`dgm.grading.integrity_rules`), found through dotted names resolved through
-imports and aliases (``import subprocess as sp; sp.run`` is ``subprocess.run``), attribute names,
-file reads of sensitive paths, writes to imported names, and the lab's graded names in its reference.
+Flags are grouped by CLASS of tampering (:data:`RULES`, in :mod:`dgm.grading.integrity_rules`), found
+through dotted names resolved through imports and aliases (``import subprocess as sp; sp.run`` is
+``subprocess.run``), attribute names, file reads of sensitive paths, writes to imported names, and the lab's
+graded names in its reference.
 """
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ def _rule(meaning: str, names: str, attrs: str = "") -> Rule:
 
 
 #: class of tampering → how it is recognised (in report order). Some classes also have structural
-#: detection in :class:`_Scanner`: file reads, writes to imported names, graded names, magics.
+#: detection in :class:`dgm.grading.integrity._Scanner`: file reads, writes to imported names, graded names, magics.
 RULES = {
     "dynamic-code": _rule(
         "runs code built at run time (exec/eval/compile/__import__/importlib, %run)",
