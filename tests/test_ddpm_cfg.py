@@ -77,7 +77,7 @@ def test_cfg_loss_drops_labels_to_the_null_class():
 def test_train_conditional_runs_and_returns_the_ema_model():
     x, y = torch.rand(64, 1, 28, 28) * 2 - 1, torch.arange(64) % 10
     sched = ddpm.make_schedule(10)
-    model, hist = train_conditional(x, y, sched, steps=3, batch_size=8, channels=8, warmup=1)
+    model, hist = train_conditional(x, y, sched, steps=3, batch_size=8, channels=8)
     assert len(hist["loss"]) == 3 and isinstance(model, ConditionalUNet) and not model.training
     xs = ddpm.sample(guided(model, torch.arange(4), 1.5), (4, 1, 28, 28), sched, steps=3, clip_x0=True,
                      progress=False)

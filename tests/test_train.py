@@ -96,6 +96,27 @@ def test_bad_input_and_divergence_get_clear_errors(tmp_path):
         fit(model, DATA, noisy_loss, steps=3, progress=False, checkpoint=tmp_path / "bad.pt")
 
 
+def test_labels_reach_the_step_function_with_their_own_images():
+    """fit(labels=y): step_fn(x, step, y) gets each batch's labels, row for row, so y[i] stays with x[i]."""
+    x = torch.arange(40.0).reshape(40, 1)                     # example i holds the value i
+    y = torch.arange(40) * 3                                  # its label: 3 i
+    seen = []
+
+    def step_fn(xb, step, yb):
+        seen.append((xb.squeeze(1).long(), yb))
+        return torch.tensor(0.0)
+
+    fit({"model": nn.Linear(1, 1)}, x, step_fn=step_fn, optimizer=torch.optim.SGD(nn.Linear(1, 1).parameters(), 0.1),
+        steps=12, batch_size=8, progress=False, labels=y)
+    assert len(seen) == 12 and all(torch.equal(3 * xb, yb) for xb, yb in seen)
+    assert len(torch.cat([xb for xb, _ in seen[:5]]).unique()) == 40   # one epoch = 5 batches of 8 covers all
+    with pytest.raises(ValueError, match="one label per example"):
+        fit({"model": nn.Linear(1, 1)}, x, step_fn=step_fn, optimizer=torch.optim.SGD(nn.Linear(1, 1).parameters(), 0.1),
+            steps=1, progress=False, labels=y[:10])
+    with pytest.raises(ValueError, match="step_fn"):
+        fit(nn.Linear(1, 1), x, lambda m, xb: m(xb).mean(), steps=1, progress=False, labels=y)
+
+
 def test_core_helpers(monkeypatch):
     monkeypatch.setenv("DGM_DEVICE", "cpu")
     assert dgm.device() == torch.device("cpu")

@@ -56,45 +56,47 @@ def guided(model: ConditionalUNet, labels: torch.Tensor, w: float) -> Callable:
     ``labels`` (N,) fixes the class of each of the N images."""
     labels = labels.long()
 
-    def eps(xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        c = labels.to(xt.device)
+    def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:          # named like UNet.forward(x, t)
+        c = labels.to(x.device)
         if w == 0:
-            return model(xt, t, c)
-        both = model(torch.cat([xt, xt]), torch.cat([t, t]), torch.cat([c, torch.full_like(c, NULL_CLASS)]))
-        cond, uncond = both.chunk(2)
+            return model(x, t, c)
+        both = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([c, torch.full_like(c, NULL_CLASS)]))
+        cond, uncond = both.chunk(2)                                      # ε_θ(x_t, t, c), ε_θ(x_t, t, ∅)
         return (1 + w) * cond - w * uncond
 
     return eps
 
 
-def train_conditional(x0: torch.Tensor, y: torch.Tensor, sched, *, steps: int = 1500, batch_size: int = 32,
-                      channels: int = 16, lr: float = 2e-3, warmup: int = 100, ema_decay: float = 0.995,
-                      p_uncond: float = 0.1, device=None, checkpoint=None, seed: int = 0):
-    """Train a :class:`ConditionalUNet` on images ``x0`` in [−1, 1] with labels ``y`` (the lab's recipe:
-    Adam, warm-up + cosine decay, EMA); returns ``(ema_model, history)``."""
+def train_conditional(x0: torch.Tensor, y: torch.Tensor, sched, *, steps: int | None = None,
+                      batch_size: int | None = None, channels: int | None = None, device=None, checkpoint=None,
+                      seed: int = 0):
+    """Train a :class:`ConditionalUNet` on images ``x0`` in [−1, 1] with labels ``y`` (N,) by lab 4's recipe
+    (:data:`dgm.ddpm.LAB_RECIPE`: Adam with warm-up and cosine decay, label dropout, EMA; ``steps``,
+    ``batch_size`` and ``channels`` override it); returns ``(ema_model, history)``."""
     from . import seed_everything
-    from .ddpm_train import EMA, lr_at
+    from .ddpm_train import EMA, LAB_RECIPE, lr_at
     from .train import fit
 
+    r = LAB_RECIPE
+    steps = r["steps"] if steps is None else steps
     seed_everything(seed)
-    model = ConditionalUNet(channels=channels)
+    model = ConditionalUNet(channels=channels or r["channels"], patch=r["patch"], attn=r["attn"])
     if device is not None:
         model.to(device)
-    ema = EMA(model, ema_decay)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    data = torch.cat([x0.reshape(len(x0), -1), y.to(x0.dtype)[:, None]], dim=1)  # labels ride along as a column
+    ema = EMA(model, r["ema"])
+    opt = torch.optim.Adam(model.parameters(), lr=r["lr"])
 
-    def step_fn(batch: torch.Tensor, step: int):
+    def step_fn(xb: torch.Tensor, step: int, c: torch.Tensor):
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, steps, lr, warmup)
-        xb, cb = batch[:, :-1].reshape(-1, *x0.shape[1:]), batch[:, -1].round().long()
+            g["lr"] = lr_at(step, steps, r["lr"], r["warmup"])
         opt.zero_grad(set_to_none=True)
-        loss = cfg_loss(model, xb, cb, sched, p_uncond)
+        loss = cfg_loss(model, xb, c, sched, r["p_uncond"])
         loss.backward()
         opt.step()
         ema.update(model, step)
         return loss
 
-    history = fit({"model": model, "ema": ema.model}, data, step_fn=step_fn, optimizer=opt, steps=steps,
-                  batch_size=batch_size, device=device, checkpoint=checkpoint, seed=seed)
+    history = fit({"model": model, "ema": ema.model}, x0, step_fn=step_fn, optimizer=opt, steps=steps,
+                  batch_size=batch_size or r["batch_size"], device=device, checkpoint=checkpoint, seed=seed,
+                  labels=y.long())
     return ema.model.eval(), history

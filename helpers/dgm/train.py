@@ -169,13 +169,14 @@ def fit(model, data, loss_fn: Callable | None = None, *, step_fn: Callable | Non
         steps: int = 1000, batch_size: int = 128, lr: float = 1e-3, device=None, checkpoint=None,
         resume: bool = True, checkpoint_every: int | None = None, amp: bool | None = None,
         progress: bool | None = None, seed: int = 0, callback: Callable | None = None,
-        callback_every: int = 100, config: dict | None = None) -> dict:
+        callback_every: int = 100, config: dict | None = None, labels: torch.Tensor | None = None) -> dict:
     """Train for ``steps`` updates and return the history ``{name: [value per step]}``.
 
     ``model`` is a module or a dict of modules, ``optimizer`` an optimizer or a dict of them (default:
     Adam(lr) over ``model``). ``callback(step, history)`` runs every ``callback_every`` steps (snapshots).
     ``config`` holds further hyperparameters (e.g. ``{"beta": 4}``) that, when changed, make a checkpoint stale
     (values the loss/step function reads from its closure or from notebook globals are noticed anyway).
+    With ``labels`` (N,) beside ``data`` (N, ...), ``step_fn(x, step, y)`` also gets the batch's labels.
     """
     from . import device as _device
 
@@ -184,6 +185,12 @@ def fit(model, data, loss_fn: Callable | None = None, *, step_fn: Callable | Non
     if not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be a non-negative int, got {steps!r}")
     x_all = _as_images(data)
+    if labels is not None:
+        if step_fn is None:
+            raise ValueError("labels= goes with step_fn(x, step, y); loss_fn(model, x) has no place for them")
+        if not isinstance(labels, torch.Tensor) or labels.shape != (len(x_all),):
+            raise ValueError(f"labels must be a ({len(x_all)},) tensor, one label per example; got "
+                             f"{type(labels).__name__} {tuple(getattr(labels, 'shape', ()))}")
     dev = torch.device(device) if device is not None else _device()
     models = dict(model) if isinstance(model, dict) else {"model": model}
     for m in models.values():
@@ -263,7 +270,7 @@ def fit(model, data, loss_fn: Callable | None = None, *, step_fn: Callable | Non
             idx = _batch_indices(len(x_all), batch_size, seed, step)
             x = x_all[idx].to(dev, non_blocking=True)  # (B, ...)
             if step_fn is not None:
-                out = step_fn(x, step)
+                out = step_fn(x, step) if labels is None else step_fn(x, step, labels[idx].to(dev))
                 logs = dict(out) if isinstance(out, dict) else {"loss": out}
             else:
                 opt = optimizers["opt"]
