@@ -1,11 +1,11 @@
-"""Lab 4's going-further parts: the EMA and learning-rate recipe, saving samples, the class-conditional U-Net and
+"""Lab 4's recipe parts: the EMA and learning-rate schedule, saving samples, the class-conditional U-Net and
 classifier-free guidance."""
 from __future__ import annotations
 
 import torch
 
 from dgm import ddpm
-from dgm.ddpm_cfg import NULL_CLASS, ConditionalUNet, cfg_loss, guided, train_conditional
+from dgm.ddpm_cfg import NULL_CLASS, ConditionalUNet, Conditioned, cfg_loss, guided, train_conditional
 
 
 def test_ema_averages_with_a_warm_up_and_keeps_a_frozen_copy():
@@ -82,3 +82,26 @@ def test_train_conditional_runs_and_returns_the_ema_model():
     xs = ddpm.sample(guided(model, torch.arange(4), 1.5), (4, 1, 28, 28), sched, steps=3, clip_x0=True,
                      progress=False)
     assert xs.shape == (4, 1, 28, 28) and torch.isfinite(xs).all()
+
+
+def test_conditioned_and_guided_are_modules_a_plain_unet_loop_can_use():
+    """Code written for UNet(x, t) — keyword calls, .parameters() for the device, .eval() — runs on both wrappers."""
+    torch.manual_seed(0)
+    net = ConditionalUNet(channels=8).eval()
+    x, t, c = torch.randn(3, 1, 28, 28), torch.tensor([1, 5, 9]), torch.tensor([2, 7, NULL_CLASS])
+    for wrapped in (Conditioned(net, c), guided(net, c, 1.5)):
+        assert isinstance(wrapped, torch.nn.Module)
+        assert {id(p) for p in wrapped.parameters()} == {id(p) for p in net.parameters()}
+        assert next(wrapped.parameters()).device == x.device
+        assert torch.allclose(wrapped(x=x, t=t), wrapped(x, t))
+    with torch.no_grad():
+        assert torch.allclose(Conditioned(net, c)(x, t), net(x, t, c))
+        assert torch.allclose(guided(net, c, 0.0)(x, t), net(x, t, c))
+        u = net(x, t, torch.full_like(c, NULL_CLASS))
+        assert torch.allclose(guided(net, c, 1.5)(x, t), 2.5 * net(x, t, c) - 1.5 * u, atol=1e-5)
+    for m in net.modules():                                           # the zero-initialised output layer would
+        if isinstance(m, torch.nn.Conv2d) and not m.weight.abs().sum():  # block every gradient upstream
+            torch.nn.init.normal_(m.weight, std=0.1)
+    loss = ddpm.ddpm_loss(Conditioned(net.train(), c), x.clamp(-1, 1), ddpm.make_schedule(10))
+    loss.backward()
+    assert net.label.weight.grad[c].abs().sum() > 0                   # the labels reach the embedding

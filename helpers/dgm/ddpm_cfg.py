@@ -1,4 +1,4 @@
-r"""Lab 4, going further (ungraded): a class-conditional DDPM with classifier-free guidance (Ho & Salimans, 2022).
+r"""Lab 4's noise predictor: a class-conditional DDPM with classifier-free guidance (Ho & Salimans, 2022).
 
 One network ε_θ(x_t, t, c) learns both the conditional and the unconditional noise: during training the label
 c is replaced by a "null" class ∅ (index 10) with probability ``p_uncond``. At sampling time the two
@@ -8,18 +8,17 @@ predictions are mixed with a guidance scale w ≥ 0,
 
 which pushes x_t towards images the class c explains better than the unconditional model does
 (w = 0: plain conditional sampling; larger w: more typical digits, less variety).
-:func:`guided` wraps this into an ordinary ε-model for :func:`dgm.ddpm.sample`.
+:class:`Conditioned` (labels fixed) and :func:`guided` (the mix) are ordinary noise predictors ``model(x, t)``:
+modules, so Algorithm 1 and 2 code written for a plain U-Net runs on them unchanged.
 """
 from __future__ import annotations
-
-from typing import Callable
 
 import torch
 from torch import nn
 
 from .unet import UNet, sinusoidal_embedding
 
-__all__ = ["ConditionalUNet", "NULL_CLASS", "cfg_loss", "guided", "train_conditional"]
+__all__ = ["ConditionalUNet", "NULL_CLASS", "Conditioned", "Guided", "cfg_loss", "guided", "train_conditional"]
 
 NULL_CLASS = 10  # the label that means "no class" (unconditional)
 
@@ -42,29 +41,46 @@ class ConditionalUNet(UNet):
         return self._body(x, emb + self.label(c.long()).to(x.dtype))
 
 
+class Conditioned(nn.Module):
+    r"""ε(x_t, t) = ε_θ(x_t, t, c) with the labels c (B,) held fixed: a noise predictor ``model(x, t)``."""
+
+    def __init__(self, model: ConditionalUNet, labels: torch.Tensor):
+        super().__init__()
+        self.model, self.labels = model, labels.long()
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.model(x, t, self.labels.to(x.device))
+
+
+class Guided(nn.Module):
+    r"""ε̂(x_t, t) = (1 + w) ε_θ(x_t, t, c) − w ε_θ(x_t, t, ∅), one batch of 2B for both predictions."""
+
+    def __init__(self, model: ConditionalUNet, labels: torch.Tensor, w: float):
+        super().__init__()
+        self.model, self.labels, self.w = model, labels.long(), float(w)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        c = self.labels.to(x.device)                                      # (B,)
+        if self.w == 0:
+            return self.model(x, t, c)
+        both = self.model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([c, torch.full_like(c, NULL_CLASS)]))
+        cond, uncond = both.chunk(2)                                      # ε_θ(x_t, t, c), ε_θ(x_t, t, ∅)
+        return (1 + self.w) * cond - self.w * uncond
+
+
 def cfg_loss(model: ConditionalUNet, x0: torch.Tensor, c: torch.Tensor, sched, p_uncond: float = 0.1) -> torch.Tensor:
     """Algorithm 1 with labels, each dropped to ∅ with probability ``p_uncond``."""
     from .ddpm import ddpm_loss
 
     drop = torch.rand(c.shape, device=c.device) < p_uncond
     c = torch.where(drop, torch.full_like(c, NULL_CLASS), c)              # (B,)
-    return ddpm_loss(lambda xt, t: model(xt, t, c), x0, sched)
+    return ddpm_loss(Conditioned(model, c), x0, sched)
 
 
-def guided(model: ConditionalUNet, labels: torch.Tensor, w: float) -> Callable:
-    r"""An ε-model (x_t, t) ↦ (1 + w) ε_θ(x_t, t, c) − w ε_θ(x_t, t, ∅) for :func:`dgm.ddpm.sample`;
-    ``labels`` (N,) fixes the class of each of the N images."""
-    labels = labels.long()
-
-    def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:          # named like UNet.forward(x, t)
-        c = labels.to(x.device)
-        if w == 0:
-            return model(x, t, c)
-        both = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([c, torch.full_like(c, NULL_CLASS)]))
-        cond, uncond = both.chunk(2)                                      # ε_θ(x_t, t, c), ε_θ(x_t, t, ∅)
-        return (1 + w) * cond - w * uncond
-
-    return eps
+def guided(model: ConditionalUNet, labels: torch.Tensor, w: float) -> Guided:
+    r"""The noise predictor (x_t, t) ↦ (1 + w) ε_θ(x_t, t, c) − w ε_θ(x_t, t, ∅) for :func:`dgm.ddpm.sample` (a
+    :class:`Guided` module); ``labels`` (N,) fixes the class of each of the N images."""
+    return Guided(model, labels, w)
 
 
 def train_conditional(x0: torch.Tensor, y: torch.Tensor, sched, *, steps: int | None = None,
