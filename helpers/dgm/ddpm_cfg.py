@@ -18,7 +18,8 @@ from torch import nn
 
 from .unet import UNet, sinusoidal_embedding
 
-__all__ = ["ConditionalUNet", "NULL_CLASS", "Conditioned", "Guided", "cfg_loss", "guided", "train_conditional"]
+__all__ = ["ConditionalUNet", "NULL_CLASS", "Conditioned", "Guided", "drop_labels", "cfg_loss", "guided",
+           "train_conditional"]
 
 NULL_CLASS = 10  # the label that means "no class" (unconditional)
 
@@ -68,13 +69,17 @@ class Guided(nn.Module):
         return (1 + self.w) * cond - self.w * uncond
 
 
+def drop_labels(c: torch.Tensor, p_uncond: float) -> torch.Tensor:
+    """Each label of c (B,) replaced by ∅ (:data:`NULL_CLASS`) with probability ``p_uncond``, independently."""
+    drop = torch.rand(c.shape, device=c.device) < p_uncond
+    return torch.where(drop, torch.full_like(c, NULL_CLASS), c)           # (B,) a class 0..9 or ∅
+
+
 def cfg_loss(model: ConditionalUNet, x0: torch.Tensor, c: torch.Tensor, sched, p_uncond: float = 0.1) -> torch.Tensor:
     """Algorithm 1 with labels, each dropped to ∅ with probability ``p_uncond``."""
     from .ddpm import ddpm_loss
 
-    drop = torch.rand(c.shape, device=c.device) < p_uncond
-    c = torch.where(drop, torch.full_like(c, NULL_CLASS), c)              # (B,)
-    return ddpm_loss(Conditioned(model, c), x0, sched)
+    return ddpm_loss(Conditioned(model, drop_labels(c, p_uncond)), x0, sched)
 
 
 def guided(model: ConditionalUNet, labels: torch.Tensor, w: float) -> Guided:
