@@ -190,3 +190,27 @@ def test_default_name_is_mnist5k_in_fast_mode_and_dgm_dataset_overrides(monkeypa
     assert dgm.data.default_name() == "mnist5k"
     monkeypatch.setenv("DGM_DATASET", "fashion_mnist")
     assert dgm.data.default_name() == "fashion_mnist"
+
+
+def test_two_moons_lie_on_their_half_circles_like_sklearn():
+    from sklearn.datasets import make_moons
+
+    x = dgm.data.two_moons(1001, noise=0.0, seed=3).double()  # (1001, 2)
+    on_up = (x.norm(dim=1) - 1).abs() < 1e-6  # |p| = 1
+    on_lo = ((x - torch.tensor([1.0, 0.5], dtype=torch.float64)).norm(dim=1) - 1).abs() < 1e-6  # |p − (1, ½)| = 1
+    assert bool((on_up | on_lo).all()) and int(on_up.sum()) == 500 and int(on_lo.sum()) == 501
+    ref = torch.tensor(make_moons(1001, noise=0.0, shuffle=False)[0])
+    ours = x[torch.argsort(x[:, 0] * 1e3 + x[:, 1])]
+    theirs = ref[torch.argsort(ref[:, 0] * 1e3 + ref[:, 1])]
+    assert torch.allclose(ours, theirs, atol=1e-6)  # the same set of points as scikit-learn's make_moons
+
+
+def test_two_moons_noise_has_the_asked_std_and_the_seed_fixes_the_draw():
+    clean, noisy = dgm.data.two_moons(20000, 0.0, seed=1), dgm.data.two_moons(20000, 0.1, seed=1)
+    assert torch.equal(noisy, dgm.data.two_moons(20000, 0.1, seed=1))
+    assert abs(float((noisy - clean).std()) - 0.1) < 0.003  # same shuffle, so the difference is the noise
+    assert not torch.equal(noisy, dgm.data.two_moons(20000, 0.1, seed=2))
+    with pytest.raises(ValueError, match="n ≥ 2"):
+        dgm.data.two_moons(1)
+    with pytest.raises(ValueError, match="standard deviation"):
+        dgm.data.two_moons(10, noise=-1)

@@ -20,6 +20,26 @@ def test_show_images_grid_holds_the_pixels():
     plt.close("all")
 
 
+@pytest.mark.parametrize("B, C, nrow", [(1, 1, 8), (2, 1, 8), (7, 1, 3), (12, 3, 4), (5, 1, 10)])
+def test_grid_matches_torchvision_make_grid(B, C, nrow):
+    from torchvision.utils import make_grid
+
+    x = torch.rand(B, C, 5, 6)
+    ours, theirs = dgm.plot.grid(x, nrow=nrow), make_grid(x, nrow=nrow, padding=2, pad_value=1.0)
+    assert torch.equal(ours, theirs[:C])  # make_grid repeats a single channel three times
+
+
+def test_grid_and_show_images_do_not_import_torchvision():
+    import subprocess
+    import sys
+
+    code = ("import sys, torch, matplotlib; matplotlib.use('Agg'); import dgm.plot, dgm.widgets; "
+            "dgm.plot.show_images(torch.rand(3, 1, 4, 4)); dgm.widgets.tensor_to_png(torch.rand(3, 1, 4, 4)); "
+            "print('torchvision' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"  # torchvision's import costs ≈ 2 s (torch._dynamo) in every graded kernel
+
+
 def test_loss_curves_and_latent_scatter():
     ax = dgm.plot.loss_curves({"a": [3, 2, 1], "b": [1, 1, 1]})
     assert len(ax.lines) == 2 and list(ax.lines[0].get_ydata()) == [3, 2, 1]

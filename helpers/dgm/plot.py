@@ -44,10 +44,30 @@ def _axes(ax, figsize):
     return ax
 
 
-def show_images(x: torch.Tensor, nrow: int = 8, title: str | None = None, ax=None, figsize=None):
-    """Show a batch (B, C, H, W) with values in [0, 1] as one grid (torchvision ``make_grid``)."""
-    from torchvision.utils import make_grid
+def grid(x: torch.Tensor, nrow: int = 8, padding: int = 2, pad_value: float = 1.0) -> torch.Tensor:
+    r"""Tile a batch (B, C, H, W) into one image (C, H', W'), ``nrow`` images per row.
 
+    The layout of torchvision's ``make_grid`` (``padding`` pixels around and between the images; a single
+    image as it is), without importing torchvision: its import pulls in ``torch._dynamo`` (≈ 2 s in every
+    fresh kernel).
+    """
+    if not isinstance(x, torch.Tensor) or x.dim() != 4:
+        raise ValueError(f"grid expects a tensor (B, C, H, W), got {tuple(getattr(x, 'shape', ())) or type(x).__name__}")
+    B, C, H, W = x.shape
+    if B == 1:
+        return x[0]  # one image: no frame (as make_grid)
+    cols = max(1, min(nrow, B))
+    rows = (B + cols - 1) // cols
+    out = x.new_full((C, rows * (H + padding) + padding, cols * (W + padding) + padding), pad_value)  # (C, H', W')
+    for i in range(B):
+        r, c = divmod(i, cols)
+        top, left = padding + r * (H + padding), padding + c * (W + padding)
+        out[:, top:top + H, left:left + W] = x[i]
+    return out
+
+
+def show_images(x: torch.Tensor, nrow: int = 8, title: str | None = None, ax=None, figsize=None):
+    """Show a batch (B, C, H, W) with values in [0, 1] as one grid (:func:`grid`)."""
     if not isinstance(x, torch.Tensor) or x.dim() not in (3, 4):
         raise ValueError(f"show_images expects a tensor (B, C, H, W) or (C, H, W), got "
                          f"{tuple(getattr(x, 'shape', ())) or type(x).__name__}")
@@ -55,10 +75,10 @@ def show_images(x: torch.Tensor, nrow: int = 8, title: str | None = None, ax=Non
     if x.dim() == 3:
         x = x[None]
     nrow = max(1, min(nrow, x.shape[0]))
-    grid = make_grid(x.clamp(0, 1), nrow=nrow, padding=2, pad_value=1.0)  # (C, H', W')
+    tiled = grid(x.clamp(0, 1), nrow=nrow)  # (C, H', W')
     rows = (x.shape[0] + nrow - 1) // nrow
     ax = _axes(ax, figsize or (min(1.0 * nrow, 12), min(1.0 * rows, 12) + (0.4 if title else 0)))
-    img = grid[0] if grid.shape[0] in (1, 3) and x.shape[1] == 1 else grid.permute(1, 2, 0)
+    img = tiled[0] if x.shape[1] == 1 else tiled.permute(1, 2, 0)
     ax.imshow(img.numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
     if title:

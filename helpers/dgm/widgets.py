@@ -21,9 +21,9 @@ def _as_grid(img: torch.Tensor, nrow: int = 8, pad: int = 2) -> torch.Tensor:
     if img.dim() == 2:
         img = img[None]  # (1, H, W)
     if img.dim() == 4:
-        from torchvision.utils import make_grid
+        from .plot import grid
 
-        img = make_grid(img, nrow=min(nrow, img.shape[0]), padding=pad, pad_value=1.0)  # (C, H', W')
+        img = grid(img, nrow=nrow, padding=pad)  # (C, H', W')
     if img.dim() != 3:
         raise ValueError(f"expected an image of shape (H, W), (C, H, W) or (B, C, H, W); got {tuple(img.shape)}")
     return img.clamp(0, 1)
