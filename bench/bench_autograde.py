@@ -126,10 +126,15 @@ def main(argv=None) -> None:
         def best(lab: str, sandbox: str):
             return min(runs[lab, sandbox], key=lambda r: r[0])
 
+        def spread(lab: str, sandbox: str) -> str:
+            walls = sorted(r[0] for r in runs[lab, sandbox])
+            return f"{walls[0]:.1f}–{walls[-1]:.1f}"
+
         floor, _, floor_boxed = best(BARE, "auto")
         floor_open, _, _ = best(BARE, "off")
         print(f"bare notebook (import torch, dgm): {floor:.1f} s sandboxed={floor_boxed}, {floor_open:.1f} s unsandboxed "
-              f"→ sandbox x{floor / floor_open:.2f}  (best of {args.repeat} rounds)")
+              f"→ sandbox x{floor / floor_open:.2f}  (best of {args.repeat} rounds; ranges {spread(BARE, 'auto')} s, "
+              f"{spread(BARE, 'off')} s)")
         print(f"{'lab':<16} {'sandboxed s':>11} {'x floor':>8} {'judge s':>8} {'judge':>7} {'unsandboxed s':>14} "
               f"{'sandbox':>8} {'x floor (unsandboxed)':>22}")
         for lab in args.labs:
@@ -137,7 +142,7 @@ def main(argv=None) -> None:
             wall_open, _, _ = best(lab, "off")
             print(f"{lab:<16} {wall:>11.1f} {wall / floor:>7.2f}x {judge:>8.3f} {judge / wall:>6.1%} "
                   f"{wall_open:>14.1f} {wall / wall_open:>7.2f}x {wall_open / floor_open:>21.2f}x"
-                  + ("" if boxed else "  (NOT sandboxed)"))
+                  f"   ranges {spread(lab, 'auto')} / {spread(lab, 'off')} s" + ("" if boxed else "  (NOT sandboxed)"))
     print(f"load average after: {load()} | calibration: {calibration():.0f} steps/s")
 
 
