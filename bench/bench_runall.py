@@ -16,8 +16,10 @@ cell 201 s, 7000 rounds; 173 s with the old 2500-round recipe), lab 4 175 s (tra
 (incl. 24 s training the metrics classifier once) — all within 300 s. Saved sample metrics (confident / classes /
 FID): AE random codes 0.33 / 10 / 109, VAE 0.14 / 10 / 161 (test −ELBO 107 nats), DCGAN 0.57 / 10 / 33 (old
 recipe 0.30 / 10 / 100), DDPM 0.23 / 10 / 116, RealNVP (T = 1) 0.004 / 4 / 391 (3.04 bits/dim).
-Fast mode (nbclient, no grading): lab 1 9.9 s, lab 2 14.1 s, lab 3 15.1 s (34 s before its trim), lab 4 10.0 s,
-lab 5 11.1 s, 06 7.9 s.
+Fast mode (nbclient, no grading, figures rendered inline), 2026-12-03 evening at calibration 671 → 517: lab 1
+10.1 s, lab 2 11.0 s, lab 3 17.0 s, lab 4 11.0 s, lab 5 12.0 s, 06 7.0 s; after the fast-mode cuts (own image
+grid, no scikit-learn, smaller fast budgets), on a slower spell (calibration 459 → 533): 11.1, 11.0, 13.0, 11.1,
+12.0, 6.0 s. What the autograder executes is measured by bench_autograde.py.
 """
 from __future__ import annotations
 
