@@ -48,8 +48,8 @@ def grid(x: torch.Tensor, nrow: int = 8, padding: int = 2, pad_value: float = 1.
     r"""Tile a batch (B, C, H, W) into one image (C, H', W'), ``nrow`` images per row.
 
     The layout of torchvision's ``make_grid`` (``padding`` pixels around and between the images; a single
-    image as it is), without importing torchvision: its import pulls in ``torch._dynamo`` (≈ 2 s in every
-    fresh kernel).
+    image as it is), without importing torchvision: its import pulls in ``torch._dynamo`` (1.2 s measured in a
+    fresh process, paid by every graded kernel that showed an image).
     """
     if not isinstance(x, torch.Tensor) or x.dim() != 4:
         raise ValueError(f"grid expects a tensor (B, C, H, W), got {tuple(getattr(x, 'shape', ())) or type(x).__name__}")
